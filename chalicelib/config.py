@@ -1,0 +1,105 @@
+"""Settings from the environment, read lazily through one cached ``get_settings()``.
+
+Nothing may read the environment at import time: ``chalice.test.Client`` applies a
+stage's environment only during each call, and tests run stacks side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from chalicelib.errors import ConfigError
+
+_PREFIX = "VTS_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob the Lambdas read. Defaults suit the local stack."""
+
+    stage: str = "dev"
+    region: str = "us-east-1"
+    events_table: str = "vts-dev-events"
+    aggregates_table: str = "vts-dev-aggregates"
+    registry_table: str = "vts-dev-registry"
+    dynamodb_endpoint: str | None = None
+    jwt_secret: str = ""
+    visitor_key: str = ""
+    geoip_db: str | None = None
+    event_ttl_days: int = 35
+    impression_interval_s: int = 3
+    player_interval_s: int = 5
+    retransmission_window_s: int = 60
+    post_cache_s: int = 60
+    ack_transport: str = "none"  # none | mqtt | iot
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    iot_data_endpoint: str | None = None
+    drop_flush_s: int = 10
+    close_budget_s: int = 600
+
+    def require_secrets(self) -> None:
+        """Fail clearly when a secret the request path needs is missing."""
+        if not self.jwt_secret:
+            raise ConfigError("VTS_JWT_SECRET is not set")
+        if not self.visitor_key:
+            raise ConfigError("VTS_VISITOR_KEY is not set")
+
+
+_INT_FIELDS = {
+    "event_ttl_days": (1, 3650),
+    "impression_interval_s": (0, 3600),
+    "player_interval_s": (0, 3600),
+    "retransmission_window_s": (0, 3600),
+    "post_cache_s": (0, 3600),
+    "mqtt_port": (1, 65535),
+    "drop_flush_s": (0, 3600),
+    "close_budget_s": (1, 900),
+}
+
+
+def _env_snapshot() -> tuple[tuple[str, str], ...]:
+    keys = [k for k in os.environ if k.startswith(_PREFIX)]
+    keys += ["AWS_DEFAULT_REGION", "AWS_REGION"]
+    return tuple(sorted((k, os.environ[k]) for k in keys if k in os.environ))
+
+
+def get_settings() -> Settings:
+    """The settings for the current environment (cached per distinct environment)."""
+    return _build(_env_snapshot())
+
+
+@lru_cache(maxsize=8)
+def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
+    env = dict(snapshot)
+    values: dict[str, object] = {}
+    stage = env.get("VTS_STAGE", "dev")
+    values["stage"] = stage
+    values["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    for name in ("events", "aggregates", "registry"):
+        values[f"{name}_table"] = env.get(f"VTS_{name.upper()}_TABLE", f"vts-{stage}-{name}")
+    values["dynamodb_endpoint"] = env.get("VTS_DYNAMODB_ENDPOINT") or None
+    values["jwt_secret"] = env.get("VTS_JWT_SECRET", "")
+    values["visitor_key"] = env.get("VTS_VISITOR_KEY", "")
+    values["geoip_db"] = env.get("VTS_GEOIP_DB") or None
+    values["ack_transport"] = env.get("VTS_ACK_TRANSPORT", "none")
+    if values["ack_transport"] not in ("none", "mqtt", "iot"):
+        raise ConfigError(
+            f"VTS_ACK_TRANSPORT must be one of none, mqtt, iot (got {values['ack_transport']!r})"
+        )
+    values["mqtt_host"] = env.get("VTS_MQTT_HOST", "127.0.0.1")
+    values["iot_data_endpoint"] = env.get("VTS_IOT_DATA_ENDPOINT") or None
+    for field, (low, high) in _INT_FIELDS.items():
+        raw = env.get(f"VTS_{field.upper()}")
+        if raw is None or raw == "":
+            continue
+        try:
+            number = int(raw)
+        except ValueError:
+            raise ConfigError(f"VTS_{field.upper()} must be an integer (got {raw!r})") from None
+        if not low <= number <= high:
+            raise ConfigError(f"VTS_{field.upper()} must be between {low} and {high} (got {number})")
+        values[field] = number
+    return Settings(**values)  # type: ignore[arg-type]

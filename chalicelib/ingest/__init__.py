@@ -1,0 +1,1 @@
+"""Ingest: edge validation, the pipeline of named steps, and counted drop reasons."""

@@ -1,0 +1,127 @@
+"""Recording web, widget and API looks: a pipeline of named steps over one ``WebHit``.
+
+Each step may drop the hit with a named reason, which is counted, not raised. Only a
+client's mistake (unknown post, rate limit) or a storage fault raises.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ulid import ULID
+
+from chalicelib.auth import Claims
+from chalicelib.clock import Clock
+from chalicelib.enrich.referrer import referrer_domain
+from chalicelib.enrich.visitor import anonymous_visitor, user_visitor
+from chalicelib.errors import NotFound, RateLimited
+from chalicelib.ingest.drops import DropCounter
+from chalicelib.ingest.schema import RecordViewRequest
+from chalicelib.model import PostRecord, ViewEvent
+from chalicelib.registry.posts import PostDirectory
+from chalicelib.storage.ports import EventStore, Registry
+
+
+@dataclass(frozen=True)
+class WebHit:
+    """What the HTTP edge hands over: the validated body and the request's own facts."""
+
+    post_id: int
+    request: RecordViewRequest
+    user_agent: str | None
+    referer_header: str | None
+    source_ip: str | None
+    viewer: Claims | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    counted: bool
+    reason: str  # "counted" or the drop / acceptance reason
+
+
+COUNTED = Outcome(True, "counted")
+
+
+class WebRecorder:
+    def __init__(
+        self,
+        *,
+        events: EventStore,
+        registry: Registry,
+        posts: PostDirectory,
+        drops: DropCounter,
+        clock: Clock,
+        classify: Callable[[str | None], str],
+        country: Callable[[str | None], str | None],
+        visitor_key: str,
+        impression_interval_s: int,
+    ) -> None:
+        self._events = events
+        self._registry = registry
+        self._posts = posts
+        self._drops = drops
+        self._clock = clock
+        self._classify = classify
+        self._country = country
+        self._visitor_key = visitor_key
+        self._impression_interval_s = impression_interval_s
+
+    def _drop(self, reason: str) -> Outcome:
+        self._drops.count(reason)
+        return Outcome(False, reason)
+
+    def record(self, hit: WebHit) -> Outcome:
+        now = self._clock.now()
+        device = self._classify(hit.user_agent)
+        if device == "bot":
+            return self._drop("bot")
+        post = self._posts.get(hit.post_id)
+        if post is None:
+            self._drops.count("unknown_post")
+            raise NotFound(f"post {hit.post_id} is not registered", code="unknown_post")
+        if hit.viewer is not None and hit.viewer.sub == post.owner_id:
+            return self._drop("author_view")
+        event = self._event(hit, post, device, now)
+        if event.intent == "impression":
+            return self._impression(event, now)
+        if self._events.put_view(event):
+            return COUNTED
+        return self._drop("duplicate")
+
+    def _impression(self, event: ViewEvent, now: datetime) -> Outcome:
+        wait_s = self._registry.take_slot("imp", event.visitor, self._impression_interval_s, now)
+        if wait_s is not None:
+            self._drops.count("rate_limited")
+            raise RateLimited(
+                f"at most one impression per {self._impression_interval_s} s per visitor",
+                retry_after_s=max(1, math.ceil(wait_s)),
+            )
+        self._events.put_impression(event)
+        return Outcome(False, "impression")
+
+    def _event(self, hit: WebHit, post: PostRecord, device: str, now: datetime) -> ViewEvent:
+        request = hit.request
+        if hit.viewer is not None:
+            visitor = user_visitor(hit.viewer.sub)
+        else:
+            visitor = anonymous_visitor(self._visitor_key, hit.source_ip, hit.user_agent)
+        return ViewEvent(
+            post_id=post.post_id,
+            owner_id=post.owner_id,
+            intent=request.intent,
+            occurred_at=now,
+            visitor=visitor,
+            authenticated=hit.viewer is not None,
+            source=request.source,
+            device=device,
+            country=self._country(hit.source_ip),
+            channel=request.channel,
+            channel_context=request.channel_context,
+            referrer_domain=referrer_domain(request.referrer or hit.referer_header),
+            playlist_id=request.playlist_id,
+            event_id=str(ULID.from_datetime(now)) if request.intent == "impression" else None,
+        )

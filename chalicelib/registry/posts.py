@@ -1,0 +1,78 @@
+"""Registered posts, with a short in-process cache for the recording hot path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from chalicelib.errors import BadRequest, NotFound
+from chalicelib.clock import Clock
+from chalicelib.model import PostRecord
+from chalicelib.storage.ports import Registry
+
+_OWNER_MAX = 128
+
+
+def check_owner_id(owner_id: object) -> str:
+    if not isinstance(owner_id, str) or not owner_id.strip() or len(owner_id) > _OWNER_MAX:
+        raise BadRequest(
+            f"owner_id must be a non-empty string of at most {_OWNER_MAX} characters",
+            code="invalid_owner_id",
+        )
+    return owner_id.strip()
+
+
+class PostDirectory:
+    """Reads posts through a small TTL cache: a post's owner rarely changes, reads cost money."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        cache_s: int,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_entries: int = 50_000,
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._cache_s = cache_s
+        self._monotonic = monotonic
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._cache: dict[int, tuple[float, PostRecord | None]] = {}
+
+    def get(self, post_id: int) -> PostRecord | None:
+        now = self._monotonic()
+        with self._lock:
+            hit = self._cache.get(post_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        post = self._registry.get_post(post_id)
+        with self._lock:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[post_id] = (now + self._cache_s, post)
+        return post
+
+    def register(self, post_id: int, owner_id: object) -> tuple[PostRecord, bool]:
+        """Register or re-own a post. Returns the record and whether it is new."""
+        owner = check_owner_id(owner_id)
+        existing = self._registry.get_post(post_id)
+        record = PostRecord(
+            post_id=post_id,
+            owner_id=owner,
+            registered_at=existing.registered_at if existing else self._clock.now(),
+        )
+        self._registry.put_post(record)
+        self._forget(post_id)
+        return record, existing is None
+
+    def delete(self, post_id: int) -> None:
+        if not self._registry.delete_post(post_id):
+            raise NotFound(f"post {post_id} is not registered", code="unknown_post")
+        self._forget(post_id)
+
+    def _forget(self, post_id: int) -> None:
+        with self._lock:
+            self._cache.pop(post_id, None)

@@ -1,0 +1,224 @@
+"""DynamoDB adapters over an injected boto3 client (low-level: cheaper to create than resources)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import StorageUnavailable
+from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.storage import codec, keys
+
+T = TypeVar("T")
+
+# Errors that mean "the storage is not answering": the caller may retry later.
+_UNAVAILABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ResourceNotFoundException",
+    "TransactionConflictException",
+}
+
+
+def is_conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """Run one DynamoDB call; infrastructure faults become ``StorageUnavailable``."""
+    try:
+        return call()
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _UNAVAILABLE or code.startswith("5"):
+            raise StorageUnavailable(f"DynamoDB answered {code}") from error
+        raise
+    except BotoCoreError as error:
+        raise StorageUnavailable(f"DynamoDB unreachable: {type(error).__name__}") from error
+
+
+class DynamoEventStore:
+    def __init__(self, client: Any, table: str, ttl_days: int) -> None:
+        self._client = client
+        self._table = table
+        self._ttl_days = ttl_days
+
+    def put_view(self, event: ViewEvent) -> bool:
+        item = codec.to_typed(codec.event_item(event, self._ttl_days))
+        try:
+            guarded(
+                lambda: self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def put_impression(self, event: ViewEvent) -> None:
+        item = codec.to_typed(codec.event_item(event, self._ttl_days))
+        guarded(lambda: self._client.put_item(TableName=self._table, Item=item))
+
+    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.event_pk(post_id, day)}},
+        )
+        iterator = iter(pages)
+        while True:
+            page = guarded(lambda: next(iterator, None))
+            if page is None:
+                return
+            for raw in page.get("Items", []):
+                yield codec.event_from_item(codec.from_typed(raw))
+
+
+class DynamoRegistry:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        answer = guarded(
+            lambda: self._client.get_item(
+                TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
+            )
+        )
+        raw = answer.get("Item")
+        return codec.from_typed(raw) if raw else None
+
+    def _delete(self, pk: str, sk: str) -> bool:
+        answer = guarded(
+            lambda: self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                ReturnValues="ALL_OLD",
+            )
+        )
+        return bool(answer.get("Attributes"))
+
+    def get_post(self, post_id: int) -> PostRecord | None:
+        item = self._get(*keys.post_key(post_id))
+        return codec.post_from_item(post_id, item) if item else None
+
+    def put_post(self, post: PostRecord) -> None:
+        item = codec.to_typed(codec.post_item(post))
+        guarded(lambda: self._client.put_item(TableName=self._table, Item=item))
+
+    def delete_post(self, post_id: int) -> bool:
+        return self._delete(*keys.post_key(post_id))
+
+    def get_player(self, player_key: str) -> PlayerRecord | None:
+        item = self._get(*keys.player_key(player_key))
+        return codec.player_from_item(player_key, item) if item else None
+
+    def put_player(self, player: PlayerRecord) -> None:
+        item = codec.to_typed(codec.player_item(player))
+        guarded(lambda: self._client.put_item(TableName=self._table, Item=item))
+
+    def delete_player(self, player_key: str) -> bool:
+        return self._delete(*keys.player_key(player_key))
+
+    def take_slot(self, scope: str, subject: str, interval_s: int, now: datetime) -> float | None:
+        pk, sk = keys.rate_key(scope, subject)
+        now_ms = int(now.timestamp() * 1000)
+        until_ms = now_ms + interval_s * 1000
+        try:
+            guarded(
+                lambda: self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                    UpdateExpression="SET until_ms = :until, expires_at = :exp",
+                    # TTL deletion lags: an expired slot is free whether or not it is gone.
+                    ConditionExpression="attribute_not_exists(pk) OR until_ms <= :now",
+                    ExpressionAttributeValues={
+                        ":until": {"N": str(until_ms)},
+                        ":now": {"N": str(now_ms)},
+                        ":exp": {"N": str(until_ms // 1000 + 60)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            )
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            old = error.response.get("Item") or {}
+            held_ms = int(old.get("until_ms", {}).get("N", until_ms))
+            return max(0.0, (held_ms - now_ms) / 1000)
+        return None
+
+    def mark_once(self, scope: str, subject: str, ttl_s: int, now: datetime) -> bool:
+        pk, sk = keys.once_key(scope, subject)
+        now_ms = int(now.timestamp() * 1000)
+        until_ms = now_ms + ttl_s * 1000
+        try:
+            guarded(
+                lambda: self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "pk": {"S": pk},
+                        "sk": {"S": sk},
+                        "until_ms": {"N": str(until_ms)},
+                        "expires_at": {"N": str(math.ceil(until_ms / 1000) + 60)},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR until_ms <= :now",
+                    ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                )
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return False
+            raise
+        return True
+
+
+class DynamoDropStore:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def add_drops(self, day: str, counts: Mapping[str, int]) -> None:
+        counts = {reason: n for reason, n in counts.items() if n}
+        if not counts:
+            return
+        pk, sk = keys.drops_day_key(day)
+        names = {f"#r{i}": reason for i, reason in enumerate(counts)}
+        values = {f":n{i}": {"N": str(n)} for i, n in enumerate(counts.values())}
+        expression = "ADD " + ", ".join(f"#r{i} :n{i}" for i in range(len(counts)))
+        guarded(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        )
+
+    def get_drops(self, days: Iterable[str]) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for day in days:
+            pk, sk = keys.drops_day_key(day)
+            answer = guarded(
+                lambda pk=pk, sk=sk: self._client.get_item(
+                    TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
+                )
+            )
+            for name, value in codec.from_typed(answer.get("Item") or {}).items():
+                if name in ("pk", "sk"):
+                    continue
+                totals[name] = totals.get(name, 0) + int(value)
+        return totals

@@ -1,0 +1,91 @@
+"""Key formats and TTLs: the ONLY module that knows how items are addressed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+DAY_S = 86_400
+
+
+def day_of(at: datetime) -> str:
+    """The UTC Day (``YYYY-MM-DD``) an instant falls in."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def epoch_s(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+# ---- events -------------------------------------------------------------------------------
+
+def event_pk(post_id: int, day: str) -> str:
+    return f"P#{post_id}#{day}"
+
+
+def view_sk(visitor: str) -> str:
+    """The per-day View dedup key: one item per (Visitor, Post, Day)."""
+    return f"V#{visitor}"
+
+
+def impression_sk(event_id: str) -> str:
+    return f"I#{event_id}"
+
+
+def parse_event_pk(pk: str) -> tuple[int, str]:
+    """``P#{post}#{day}[#s{n}]`` -> (post_id, day)."""
+    parts = pk.split("#")
+    return int(parts[1]), parts[2]
+
+
+def event_expires_at(day: str, ttl_days: int) -> int:
+    """Raw events live ``ttl_days`` past the end of their Day, so a stalled close can catch up."""
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
+    return epoch_s(start + timedelta(days=1 + ttl_days))
+
+
+# ---- registry -----------------------------------------------------------------------------
+
+META_SK = "META"
+
+
+def post_key(post_id: int) -> tuple[str, str]:
+    return f"POST#{post_id}", META_SK
+
+
+def player_key(player_key: str) -> tuple[str, str]:
+    return f"PLAYER#{player_key}", META_SK
+
+
+def rate_key(scope: str, subject: str) -> tuple[str, str]:
+    """A rate-limit slot, e.g. scope ``imp`` (web Impressions) or ``player``."""
+    return f"RATE#{scope}#{subject}", "RATE"
+
+
+def once_key(scope: str, subject: str) -> tuple[str, str]:
+    """A seen-once marker with a TTL, e.g. a player's (post, timestamp) for retransmissions."""
+    return f"ONCE#{scope}#{subject}", "ONCE"
+
+
+def watermark_key() -> tuple[str, str]:
+    return "CLOSE", "WATERMARK"
+
+
+# ---- aggregates ---------------------------------------------------------------------------
+
+def post_day_key(post_id: int, day: str) -> tuple[str, str]:
+    return f"P#{post_id}", f"D#{day}"
+
+
+def artist_day_key(artist_id: str, day: str) -> tuple[str, str]:
+    return f"A#{artist_id}", f"D#{day}"
+
+
+def site_day_key(day: str) -> tuple[str, str]:
+    return "SITE", f"D#{day}"
+
+
+def drops_day_key(day: str) -> tuple[str, str]:
+    return "DROPS", f"D#{day}"
+
+
+TOTAL_SK = "TOTAL"

@@ -1,0 +1,106 @@
+"""In-memory fakes of the storage ports, for unit tests. They pass the same contract tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.storage import codec, keys
+
+
+class MemoryEventStore:
+    def __init__(self, ttl_days: int = 35) -> None:
+        self._ttl_days = ttl_days
+        self._lock = threading.Lock()
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes = 0
+
+    def _put(self, event: ViewEvent, *, only_new: bool) -> bool:
+        # Going through the codec keeps the fake's keys and round trip identical to DynamoDB's.
+        item = codec.event_item(event, self._ttl_days)
+        key = (item["pk"], item["sk"])
+        with self._lock:
+            self.writes += 1
+            if only_new and key in self.items:
+                return False
+            self.items[key] = item
+        return True
+
+    def put_view(self, event: ViewEvent) -> bool:
+        return self._put(event, only_new=True)
+
+    def put_impression(self, event: ViewEvent) -> None:
+        self._put(event, only_new=False)
+
+    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
+        pk = keys.event_pk(post_id, day)
+        with self._lock:
+            found = [item for (ipk, _), item in sorted(self.items.items()) if ipk == pk]
+        for item in found:
+            yield codec.event_from_item(item)
+
+
+class MemoryRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.posts: dict[int, PostRecord] = {}
+        self.players: dict[str, PlayerRecord] = {}
+        self._slots: dict[tuple[str, str], int] = {}
+        self._once: dict[tuple[str, str], int] = {}
+
+    def get_post(self, post_id: int) -> PostRecord | None:
+        return self.posts.get(post_id)
+
+    def put_post(self, post: PostRecord) -> None:
+        self.posts[post.post_id] = post
+
+    def delete_post(self, post_id: int) -> bool:
+        return self.posts.pop(post_id, None) is not None
+
+    def get_player(self, player_key: str) -> PlayerRecord | None:
+        return self.players.get(player_key)
+
+    def put_player(self, player: PlayerRecord) -> None:
+        self.players[player.player_key] = player
+
+    def delete_player(self, player_key: str) -> bool:
+        return self.players.pop(player_key, None) is not None
+
+    def take_slot(self, scope: str, subject: str, interval_s: int, now: datetime) -> float | None:
+        now_ms = int(now.timestamp() * 1000)
+        with self._lock:
+            held = self._slots.get((scope, subject))
+            if held is not None and held > now_ms:
+                return (held - now_ms) / 1000
+            self._slots[(scope, subject)] = now_ms + interval_s * 1000
+        return None
+
+    def mark_once(self, scope: str, subject: str, ttl_s: int, now: datetime) -> bool:
+        now_ms = int(now.timestamp() * 1000)
+        with self._lock:
+            held = self._once.get((scope, subject))
+            if held is not None and held > now_ms:
+                return False
+            self._once[(scope, subject)] = now_ms + ttl_s * 1000
+        return True
+
+
+class MemoryDropStore:
+    def __init__(self) -> None:
+        self._days: dict[str, dict[str, int]] = {}
+
+    def add_drops(self, day: str, counts: Mapping[str, int]) -> None:
+        bucket = self._days.setdefault(day, {})
+        for reason, n in counts.items():
+            if n:
+                bucket[reason] = bucket.get(reason, 0) + n
+
+    def get_drops(self, days: Iterable[str]) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for day in days:
+            for reason, n in self._days.get(day, {}).items():
+                totals[reason] = totals.get(reason, 0) + n
+        return totals

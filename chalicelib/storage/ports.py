@@ -1,0 +1,112 @@
+"""Ports: what the services need from storage, as capabilities. Adapters live beside."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+
+
+class EventStore(Protocol):
+    """The raw ``events`` table."""
+
+    def put_view(self, event: ViewEvent) -> bool:
+        """Store a View unless this Visitor already has one for the Post and Day.
+
+        One conditional write. Returns True when the View is new (counted).
+        """
+        ...
+
+    def put_impression(self, event: ViewEvent) -> None:
+        """Store an Impression under its own unique id (never deduplicated)."""
+        ...
+
+    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
+        """Every stored event of one Post on one Day (for the exact daily recount)."""
+        ...
+
+
+class Registry(Protocol):
+    """Posts, players, rate-limit slots and seen-once markers."""
+
+    def get_post(self, post_id: int) -> PostRecord | None: ...
+
+    def put_post(self, post: PostRecord) -> None: ...
+
+    def delete_post(self, post_id: int) -> bool:
+        """Remove a post; False when it was not registered."""
+        ...
+
+    def get_player(self, player_key: str) -> PlayerRecord | None: ...
+
+    def put_player(self, player: PlayerRecord) -> None: ...
+
+    def delete_player(self, player_key: str) -> bool: ...
+
+    def take_slot(self, scope: str, subject: str, interval_s: int, now: datetime) -> float | None:
+        """Claim the next rate-limit slot of ``subject``.
+
+        None when claimed; else the seconds until the slot frees (for ``Retry-After``).
+        """
+        ...
+
+    def mark_once(self, scope: str, subject: str, ttl_s: int, now: datetime) -> bool:
+        """True the first time ``subject`` is seen within ``ttl_s``; False for a repeat."""
+        ...
+
+
+class DropStore(Protocol):
+    """Counters of dropped messages by reason and Day (what ``/v1/health`` reports)."""
+
+    def add_drops(self, day: str, counts: Mapping[str, int]) -> None: ...
+
+    def get_drops(self, days: Iterable[str]) -> dict[str, int]: ...
+
+
+class AggregateStore(Protocol):
+    """The ``aggregates`` table: flat counter items per post/artist/site and Day, lifetime
+    totals, the close watermark. Item formats: docs/data-model.md."""
+
+    def add_counters(self, updates: Iterable[CounterUpdate]) -> None:
+        """One ``UpdateItem`` (ADD, plus the SETs given) per update: the stream's live path."""
+        ...
+
+    def put_items(self, items: Iterable[dict[str, Any]]) -> None:
+        """Overwrite whole items (the close's exact recount); batched by 25."""
+        ...
+
+    def get_items(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Batch read by key (absent keys are simply missing from the answer)."""
+        ...
+
+    def query_days(self, pk: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
+        """Every ``D#{day}`` item of ``pk`` with first_day <= day <= last_day, in day order."""
+        ...
+
+    def query_artist_posts(
+        self, artist_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """An artist's lifetime post items by Views, highest first, paginated by cursor."""
+        ...
+
+    def get_watermark(self) -> str | None:
+        """The last closed Day, or None before the first close."""
+        ...
+
+    def advance_watermark(self, day: str) -> bool:
+        """Move the watermark forward to ``day``; never back. False if it already was there."""
+        ...
+
+
+@dataclass(frozen=True)
+class CounterUpdate:
+    """Counters to ADD to one item, and plain attributes to SET on it."""
+
+    pk: str
+    sk: str
+    add: Mapping[str, int]
+    set: Mapping[str, Any] = field(default_factory=dict)
+    set_if_absent: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,41 @@
+"""Create the tables from ``tables.TABLES`` (local stack and tests; AWS uses ``infra/``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.config import Settings
+from chalicelib.storage.tables import TABLES, create_table_request
+
+
+def physical_names(settings: Settings) -> dict[str, str]:
+    return {
+        "events": settings.events_table,
+        "aggregates": settings.aggregates_table,
+        "registry": settings.registry_table,
+    }
+
+
+def ensure_tables(client: Any, settings: Settings) -> dict[str, str]:
+    """Create any missing table and switch its TTL on. Safe to call again."""
+    names = physical_names(settings)
+    for logical, name in names.items():
+        try:
+            client.create_table(**create_table_request(logical, name))
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+        ttl = TABLES[logical]["TimeToLive"]
+        if ttl:
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+            )
+    return names
+
+
+def stream_arn(client: Any, settings: Settings) -> str:
+    table = client.describe_table(TableName=settings.events_table)["Table"]
+    return str(table["LatestStreamArn"])

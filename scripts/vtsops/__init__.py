@@ -1,0 +1,1 @@
+"""Operator tools and the local stack (never packaged into Lambda)."""

@@ -1,0 +1,118 @@
+"""Entry point of the local stack (``make run``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from vtsops.localenv import local_environment, write_env_file
+from vtsops.stack import ROOT, ChaliceLocalComponent, MotoComponent, Stack, port_free
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="local_stack", description=__doc__)
+    parser.add_argument("--no-seed", action="store_true", help="start without demo data")
+    parser.add_argument("--looks", type=int, default=2000, help="demo looks to record (2000)")
+    args = parser.parse_args(argv)
+    if args.looks < 0:
+        parser.error("--looks must be >= 0")
+
+    try:
+        env = local_environment(ROOT, fresh_secrets=True)
+    except ValueError as error:
+        _print(f"error: {error}")
+        return 2
+    for name in ("VTS_HTTP_PORT", "VTS_AWS_PORT"):
+        if not port_free(int(env[name])):
+            _print(f"error: port {env[name]} ({name}) is in use; set {name} to a free port")
+            return 2
+    os.environ.update(env)
+    env_path = write_env_file(ROOT, env)
+
+    stack = Stack()
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        _print("== starting moto (DynamoDB + Streams)")
+        moto = stack.start(MotoComponent(int(env["VTS_AWS_PORT"])))
+        services = _services()
+        from chalicelib.storage.provision import ensure_tables
+
+        names = ensure_tables(services.client, services.settings)
+        _print(f"   tables: {', '.join(names.values())} at {moto.endpoint}")
+        for component in _triggers(services):
+            _print(f"== starting {component.name}")
+            stack.start(component)
+        if not args.no_seed:
+            _seed(args.looks)
+        _print("== starting the API (chalice local)")
+        api = stack.start(
+            ChaliceLocalComponent(int(env["VTS_HTTP_PORT"]), env, ROOT / ".vts" / "api.log")
+        )
+        _banner(api.url, env, env_path)
+        while not stopped.wait(0.5):
+            pass
+        _print("\n== stopping")
+    except Exception as error:  # noqa: BLE001 - a clear line, then a clean stop
+        _print(f"error: {error}")
+        return 1
+    finally:
+        stack.stop()
+    _print("stopped")
+    return 0
+
+
+def _services(clock: Any = None) -> Any:
+    from chalicelib.config import get_settings
+    from chalicelib.wiring import dynamodb_services
+
+    return dynamodb_services(get_settings(), clock=clock)
+
+
+def _triggers(services: Any) -> list[Any]:
+    """Stand-ins for AWS triggers (MQTT broker + IoT bridge, stream pump, scheduler)."""
+    try:
+        from vtsops.triggers import local_triggers
+    except ImportError:
+        return []
+    return list(local_triggers(services))
+
+
+def _seed(looks: int) -> None:
+    from chalicelib.clock import FixedClock
+    from vtsops.progress import bar
+    from vtsops.seed import seed_demo
+
+    now = datetime.now(UTC)
+    services = _services(FixedClock(now))
+    with bar(looks, "seeding demo looks") as advance:
+        outcome = seed_demo(services, looks=looks, now=now, progress=advance)
+    _print(f"   demo data: {outcome['counted']} views counted, {outcome['other']} other looks")
+
+
+def _banner(api_url: str, env: dict[str, str], env_path: Any) -> None:
+    from chalicelib.auth import issue_token
+
+    token = issue_token(env["VTS_JWT_SECRET"], sub="artist-1", role="artist", now=datetime.now(UTC))
+    _print("")
+    _print(f"  API        {api_url}/v1/health")
+    _print(f"  Record     curl -X POST {api_url}/v1/posts/1/views -H 'Content-Type: text/plain' -d '{{}}'")
+    _print(f"  Dashboard  {api_url}/dashboard#token={token}")
+    _print(f"  DynamoDB   {env['VTS_DYNAMODB_ENDPOINT']}  (moto)")
+    _print(f"  MQTT       mqtt://127.0.0.1:{env['VTS_MQTT_PORT']}")
+    _print(f"  Settings   {env_path}  (scripts/vts reads it)")
+    _print("")
+    _print(f"VTS local stack ready at {api_url} — Ctrl-C to stop")

@@ -1,0 +1,111 @@
+"""The same contract for the DynamoDB adapters (moto over HTTP) and the in-memory fakes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.config import Settings
+from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.storage import codec
+from chalicelib.wiring import Services, dynamodb_services, memory_services
+
+pytestmark = pytest.mark.integration
+AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def services(request: pytest.FixtureRequest) -> Services:
+    if request.param == "memory":
+        return memory_services(Settings())
+    settings: Settings = request.getfixturevalue("aws_env")
+    return dynamodb_services(settings)
+
+
+def view(visitor: str = "h:abc", **changes: Any) -> ViewEvent:
+    base: dict[str, Any] = dict(
+        post_id=7, owner_id="artist-1", intent="view", occurred_at=AT, visitor=visitor,
+        authenticated=False, source="web", device="mobile", country="BR", channel="all",
+        referrer_domain="example.com",
+    )
+    base.update(changes)
+    return ViewEvent(**base)
+
+
+def test_a_view_is_stored_once_per_visitor_post_and_day(services: Services) -> None:
+    assert services.events.put_view(view()) is True
+    assert services.events.put_view(view()) is False
+    assert services.events.put_view(view(occurred_at=AT + timedelta(hours=1))) is False
+    assert services.events.put_view(view(occurred_at=AT + timedelta(days=1))) is True
+    assert services.events.put_view(view(visitor="h:other")) is True
+    stored = list(services.events.day_events(7, "2026-11-24"))
+    assert sorted(e.visitor for e in stored) == ["h:abc", "h:other"]
+    assert stored[0].country == "BR" and stored[0].channel == "all"
+
+
+def test_impressions_are_never_deduplicated(services: Services) -> None:
+    for n in range(3):
+        services.events.put_impression(view(intent="impression", event_id=f"01J{n:023d}"))
+    stored = list(services.events.day_events(7, "2026-11-24"))
+    assert [e.intent for e in stored] == ["impression"] * 3
+
+
+def test_events_round_trip_every_field(services: Services) -> None:
+    event = view(
+        intent="view", authenticated=True, visitor="u:42", source="player", device="player",
+        channel_context="k3Jx9", play_order=2, playlist_id="pl-1", player_key="abc-key",
+        device_at=AT - timedelta(seconds=3), timezone="Europe/Berlin", referrer_domain=None,
+    )
+    services.events.put_view(event)
+    [stored] = list(services.events.day_events(7, "2026-11-24"))
+    assert stored == event
+
+
+def test_posts_and_players_register_and_delete(services: Services) -> None:
+    registry = services.registry
+    assert registry.get_post(1) is None
+    registry.put_post(PostRecord(1, "artist-1", AT))
+    assert registry.get_post(1) == PostRecord(1, "artist-1", AT)
+    assert registry.delete_post(1) is True
+    assert registry.delete_post(1) is False
+    player = PlayerRecord("key-1", "owner-1", AT, country="BR", timezone="America/Sao_Paulo")
+    registry.put_player(player)
+    assert registry.get_player("key-1") == player
+    assert registry.delete_player("key-1") is True
+    assert registry.get_player("key-1") is None
+
+
+def test_rate_slots_free_after_their_interval(services: Services) -> None:
+    registry = services.registry
+    assert registry.take_slot("imp", "v1", 3, AT) is None
+    wait = registry.take_slot("imp", "v1", 3, AT + timedelta(seconds=1))
+    assert wait == pytest.approx(2.0)
+    assert registry.take_slot("imp", "v2", 3, AT + timedelta(seconds=1)) is None
+    assert registry.take_slot("imp", "v1", 3, AT + timedelta(seconds=3)) is None
+
+
+def test_once_markers_expire(services: Services) -> None:
+    registry = services.registry
+    assert registry.mark_once("rt", "k#1#t", 60, AT) is True
+    assert registry.mark_once("rt", "k#1#t", 60, AT + timedelta(seconds=59)) is False
+    assert registry.mark_once("rt", "k#1#t", 60, AT + timedelta(seconds=61)) is True
+
+
+def test_drop_counters_add_up_by_day(services: Services) -> None:
+    services.drop_store.add_drops("2026-11-24", {"bot": 2, "duplicate": 1})
+    services.drop_store.add_drops("2026-11-24", {"bot": 1})
+    services.drop_store.add_drops("2026-11-25", {"bot": 5, "none": 0})
+    assert services.drop_store.get_drops(["2026-11-24"]) == {"bot": 3, "duplicate": 1}
+    assert services.drop_store.get_drops(["2026-11-24", "2026-11-25"]) == {"bot": 8, "duplicate": 1}
+
+
+def test_event_items_stay_well_under_one_kilobyte() -> None:
+    event = view(
+        visitor="u:" + "x" * 128, channel_context="c" * 100, playlist_id="p" * 64,
+        referrer_domain="d" * 253, player_key="k" * 36, timezone="America/Argentina/ComodRivadavia",
+        device_at=AT, play_order=2, authenticated=True, intent="impression",
+        event_id="01JD0000000000000000000000",
+    )
+    assert codec.item_size(codec.event_item(event, 35)) < 1024
