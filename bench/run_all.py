@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""`make bench`: run every bench/bench_*.py, print their figures, optionally record them.
+
+Usage: python bench/run_all.py [--record docs/BENCHMARKS.md] [NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("--record", type=Path, help="write the figures to this Markdown file")
+    args = parser.parse_args()
+    scripts = sorted((ROOT / "bench").glob("bench_*.py"))
+    if args.names:
+        wanted = {n.removeprefix("bench_").removesuffix(".py") for n in args.names}
+        scripts = [s for s in scripts if s.stem.removeprefix("bench_") in wanted]
+        if not scripts:
+            print(f"no benchmark named {', '.join(sorted(wanted))}", file=sys.stderr)
+            return 2
+    results: list[tuple[str, int, str, list[dict[str, object]]]] = []
+    failed = 0
+    for script in scripts:
+        command = f"python bench/{script.name}"
+        print(f"\n=== {command}", flush=True)
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        print(run.stdout, end="")
+        if run.returncode:
+            print(run.stderr[-3000:], end="", file=sys.stderr)
+            failed += 1
+        figures = [
+            json.loads(line[6:]) for line in run.stdout.splitlines() if line.startswith("BENCH ")
+        ]
+        print(f"--- exit {run.returncode} after {time.monotonic() - started:.1f} s")
+        results.append((command, run.returncode, run.stdout, figures))
+    if args.record:
+        _record(args.record, results)
+        print(f"\nrecorded in {args.record}")
+    return 1 if failed else 0
+
+
+def _record(path: Path, results: list[tuple[str, int, str, list[dict[str, object]]]]) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Produced by `make bench` (which runs `python bench/run_all.py --record docs/BENCHMARKS.md`)",
+        f"on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()}, "
+        f"{_cores()} cores. moto over loopback stands in for DynamoDB: its latencies are "
+        "harness overhead, never DynamoDB figures; request units are computed from item sizes.",
+        "",
+    ]
+    for command, code, stdout, _figures in results:
+        lines += [f"## `{command}`", "", f"exit {code}", "", "```", stdout.rstrip(), "```", ""]
+    path.write_text("\n".join(lines))
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
