@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, CORSConfig, Response  # type: ignore[attr-defined]
+from chalice import Chalice, CORSConfig, Rate, Response  # type: ignore[attr-defined]
 
 from chalicelib.auth import claims_from_header, require_role
 from chalicelib.health import health_report
@@ -18,6 +18,7 @@ from chalicelib.http import (
     web_hit,
 )
 from chalicelib.ingest.schema import parse_post_id
+from chalicelib.players.directory import player_body
 from chalicelib.wiring import get_services
 
 app = Chalice(app_name="vts")
@@ -32,15 +33,24 @@ def framework_errors(event: Any, get_response: Any) -> Response:
     return normalise_framework_error(get_response(event))
 
 
+def _request() -> Any:
+    return app.current_request
+
+
 def _service_claims() -> Any:
     services = get_services()
-    claims = claims_from_header(header(app.current_request, "authorization"), services.settings.jwt_secret)
+    claims = claims_from_header(
+        header(app.current_request, "authorization"), services.settings.jwt_secret
+    )
     return require_role(claims, ("service", "admin"))
 
 
 # ---- recording ----------------------------------------------------------------------------
 
-@app.route("/v1/posts/{post_id}/views", methods=["POST"], cors=RECORD_CORS, content_types=BEACON_TYPES)
+
+@app.route(
+    "/v1/posts/{post_id}/views", methods=["POST"], cors=RECORD_CORS, content_types=BEACON_TYPES
+)
 @answers_errors(CORS_HEADERS)
 def record_view(post_id: str) -> Response:
     services = get_services()
@@ -53,7 +63,7 @@ def record_view(post_id: str) -> Response:
 
 @app.route("/v1/posts/{post_id}/pixel.gif", methods=["GET"], cors=RECORD_CORS)
 def record_pixel(post_id: str) -> Response:
-    headers = {"Content-Type": "image/gif", "Cache-Control": "no-store"}
+    headers: dict[str, str | list[str]] = {"Content-Type": "image/gif", "Cache-Control": "no-store"}
 
     @answers_errors()
     def record() -> Response:
@@ -73,12 +83,13 @@ def record_pixel(post_id: str) -> Response:
 
 # ---- registry (service token) ---------------------------------------------------------------
 
+
 @app.route("/v1/posts/{post_id}", methods=["PUT"])
 @answers_errors()
 def register_post(post_id: str) -> Response:
     _service_claims()
     number = parse_post_id(post_id)
-    body = json_object(app.current_request.raw_body)
+    body = json_object(_request().raw_body)
     record, created = get_services().posts.register(number, body.get("owner_id"))
     return Response(
         body={"post_id": record.post_id, "owner_id": record.owner_id},
@@ -94,7 +105,147 @@ def delete_post(post_id: str) -> Response:
     return Response(body="", status_code=204)
 
 
+@app.route("/v1/players/{player_key}", methods=["PUT"])
+@answers_errors()
+def register_player(player_key: str) -> Response:
+    _service_claims()
+    body = json_object(_request().raw_body)
+    record, created = get_services().players.register(
+        player_key, body.get("owner_id"), body.get("country"), body.get("timezone")
+    )
+    return Response(body=player_body(record), status_code=201 if created else 200)
+
+
+@app.route("/v1/players/{player_key}", methods=["DELETE"])
+@answers_errors()
+def delete_player(player_key: str) -> Response:
+    _service_claims()
+    get_services().players.delete(player_key)
+    return Response(body="", status_code=204)
+
+
+# ---- players (IoT rule iot_rules/player_views.json -> this Lambda) -------------------------
+
+
+@app.lambda_function(name="player_views")
+def player_views(event: Any, context: Any) -> dict[str, Any]:
+    """One view report from a player; only an infrastructure fault raises (Lambda retries)."""
+    return get_services().player_views.record(event)  # type: ignore[no-any-return]
+
+
+# ---- rollup: live counters from the events stream, the daily exact close -------------------
+# The stream's event source mapping (partial batch responses, bisect, on-failure queue) is in
+# infra/: Chalice's on_dynamodb_record can do neither (docs/adr/0003-stream-handler.md).
+
+
+@app.lambda_function(name="aggregate")
+def aggregate(event: Any, context: Any) -> dict[str, Any]:
+    """One batch of raw-event stream records -> live counters; answers the records to retry."""
+    return get_services().aggregator.handle(event)  # type: ignore[no-any-return]
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="close_days")
+def close_days(event: Any) -> dict[str, Any]:
+    """Close every finished Day exactly. "Now" is the clock's, never the event's time."""
+    services = get_services()
+    return services.day_closer.run(services.clock.now()).as_dict()  # type: ignore[no-any-return]
+
+
+# ---- reading: stats (docs/stats.md) ---------------------------------------------------------
+
+STATS_HEADERS = {"Cache-Control": "private, no-store"}
+COUNTER_HEADERS = {**CORS_HEADERS, "Cache-Control": "public, max-age=60"}
+
+
+def _reader() -> Any:
+    """The caller's Claims (None without a token). Behind a Cognito or custom authorizer,
+    build them from ``_request().context["authorizer"]`` here instead: nothing else changes."""
+    secret = get_services().settings.jwt_secret
+    return claims_from_header(header(_request(), "authorization"), secret)
+
+
+def _params() -> dict[str, str]:
+    return dict(_request().query_params or {})
+
+
+def _headers(base: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str | list[str]]:
+    return {**base, **(extra or {})}
+
+
+@app.route("/v1/posts/{post_id}/counter", methods=["GET"], cors=RECORD_CORS)
+@answers_errors(CORS_HEADERS)
+def post_counter(post_id: str) -> Response:
+    return Response(body=get_services().stats.counter(post_id), headers=_headers(COUNTER_HEADERS))
+
+
+@app.route("/v1/posts/{post_id}/stats", methods=["GET"])
+@answers_errors(STATS_HEADERS)
+def post_stats(post_id: str) -> Response:
+    stats = get_services().stats.post_stats(_reader(), post_id, _params())
+    return Response(body=stats, headers=_headers(STATS_HEADERS))
+
+
+@app.route("/v1/posts/{post_id}/stats.csv", methods=["GET"])
+@answers_errors(STATS_HEADERS)
+def post_stats_csv(post_id: str) -> Response:
+    text, name = get_services().stats.post_csv(_reader(), post_id, _params())
+    csv = {"Content-Type": "text/csv; charset=utf-8",
+           "Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(body=text, headers=_headers(STATS_HEADERS, csv))
+
+
+@app.route("/v1/artists/{artist_id}/stats", methods=["GET"])
+@answers_errors(STATS_HEADERS)
+def artist_stats(artist_id: str) -> Response:
+    stats = get_services().stats.artist_stats(_reader(), artist_id, _params())
+    return Response(body=stats, headers=_headers(STATS_HEADERS))
+
+
+@app.route("/v1/artists/{artist_id}/posts", methods=["GET"])
+@answers_errors(STATS_HEADERS)
+def artist_posts(artist_id: str) -> Response:
+    page = get_services().stats.artist_posts(_reader(), artist_id, _params())
+    return Response(body=page, headers=_headers(STATS_HEADERS))
+
+
+@app.route("/v1/site/stats", methods=["GET"])
+@answers_errors(STATS_HEADERS)
+def site_stats() -> Response:
+    stats = get_services().stats.site_stats(_reader(), _params())
+    return Response(body=stats, headers=_headers(STATS_HEADERS))
+
+
+# ---- front end: the tracker script and the artist dashboard (built into chalicelib/web/static)
+
+
+@app.route("/v1/vts.js", methods=["GET"], cors=True)
+@answers_errors(CORS_HEADERS)
+def tracker_script() -> Response:
+    from chalicelib.web import assets
+
+    return assets.respond(assets.tracker_script(), header(_request(), "if-none-match"))
+
+
+@app.route("/dashboard", methods=["GET"])
+@answers_errors()
+def dashboard() -> Response:
+    from chalicelib.web import assets
+
+    # The sign-in token travels in the URL fragment, which browsers never send here.
+    page_headers = {"Content-Security-Policy": assets.DASHBOARD_CSP, "Referrer-Policy": "no-referrer"}
+    return assets.respond(assets.dashboard_page(), header(_request(), "if-none-match"), page_headers)
+
+
+@app.route("/dashboard/assets/{name}", methods=["GET"])
+@answers_errors()
+def dashboard_asset(name: str) -> Response:
+    from chalicelib.web import assets
+
+    return assets.respond(assets.dashboard_asset(name), header(_request(), "if-none-match"))
+
+
 # ---- operations -----------------------------------------------------------------------------
+
 
 @app.route("/v1/health", methods=["GET"], cors=True)
 @answers_errors()

@@ -27,6 +27,9 @@ class Settings:
     dynamodb_endpoint: str | None = None
     jwt_secret: str = ""
     visitor_key: str = ""
+    # In AWS the secrets live in SSM (SecureString); wiring resolves these names at runtime.
+    jwt_secret_param: str | None = None
+    visitor_key_param: str | None = None
     geoip_db: str | None = None
     event_ttl_days: int = 35
     impression_interval_s: int = 3
@@ -39,13 +42,17 @@ class Settings:
     iot_data_endpoint: str | None = None
     drop_flush_s: int = 10
     close_budget_s: int = 600
+    # A Day closes this long after it ends, so the stream has delivered all of it.
+    close_grace_s: int = 3600
 
     def require_secrets(self) -> None:
         """Fail clearly when a secret the request path needs is missing."""
         if not self.jwt_secret:
-            raise ConfigError("VTS_JWT_SECRET is not set")
+            raise ConfigError("VTS_JWT_SECRET is not set (nor resolved from VTS_JWT_SECRET_PARAM)")
         if not self.visitor_key:
-            raise ConfigError("VTS_VISITOR_KEY is not set")
+            raise ConfigError(
+                "VTS_VISITOR_KEY is not set (nor resolved from VTS_VISITOR_KEY_PARAM)"
+            )
 
 
 _INT_FIELDS = {
@@ -57,6 +64,7 @@ _INT_FIELDS = {
     "mqtt_port": (1, 65535),
     "drop_flush_s": (0, 3600),
     "close_budget_s": (1, 900),
+    "close_grace_s": (0, 86_400),
 }
 
 
@@ -83,6 +91,8 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
     values["dynamodb_endpoint"] = env.get("VTS_DYNAMODB_ENDPOINT") or None
     values["jwt_secret"] = env.get("VTS_JWT_SECRET", "")
     values["visitor_key"] = env.get("VTS_VISITOR_KEY", "")
+    values["jwt_secret_param"] = env.get("VTS_JWT_SECRET_PARAM") or None
+    values["visitor_key_param"] = env.get("VTS_VISITOR_KEY_PARAM") or None
     values["geoip_db"] = env.get("VTS_GEOIP_DB") or None
     values["ack_transport"] = env.get("VTS_ACK_TRANSPORT", "none")
     if values["ack_transport"] not in ("none", "mqtt", "iot"):
@@ -100,6 +110,8 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
         except ValueError:
             raise ConfigError(f"VTS_{field.upper()} must be an integer (got {raw!r})") from None
         if not low <= number <= high:
-            raise ConfigError(f"VTS_{field.upper()} must be between {low} and {high} (got {number})")
+            raise ConfigError(
+                f"VTS_{field.upper()} must be between {low} and {high} (got {number})"
+            )
         values[field] = number
     return Settings(**values)  # type: ignore[arg-type]

@@ -1,10 +1,11 @@
-"""``GET /v1/health``: is storage answering, and what has been dropped lately."""
+"""``GET /v1/health``: is storage answering, what has been dropped lately, how far the rollup is."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from chalicelib.rollup.status import rollup_status
 from chalicelib.storage import keys
 from chalicelib.wiring import Services
 
@@ -19,5 +20,10 @@ def health_report(services: Services) -> dict[str, Any]:
         "status": "ok",
         "stage": services.settings.stage,
         "now": now.isoformat(),
-        "drops": {"today": services.drop_store.get_drops(days[:1]), "since_yesterday": services.drop_store.get_drops(days)},
+        "drops": {
+            "today": services.drop_store.get_drops(days[:1]),
+            "since_yesterday": services.drop_store.get_drops(days),
+        },
+        # The close watermark, the Days still open, and the stream handler's position/lag.
+        "rollup": rollup_status(services.aggregates, now),
     }

@@ -28,7 +28,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 
 def error_response(error: VTSError, headers: dict[str, str] | None = None) -> Response:
-    out = dict(headers or {})
+    out: dict[str, str | list[str]] = dict(headers or {})
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None and error.status in (429, 503):
         out["Retry-After"] = str(int(retry_after))

@@ -9,24 +9,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings, get_settings
+from chalicelib.errors import ConfigError, StorageUnavailable
 from chalicelib.ingest.drops import DropCounter
 from chalicelib.registry.posts import PostDirectory
-from chalicelib.storage.ports import DropStore, EventStore, Registry
+from chalicelib.storage.ports import AggregateStore, DropStore, EventStore, Registry
 
 
-def dynamodb_client(settings: Settings) -> Any:
+def dynamodb_client(settings: Settings, service: str = "dynamodb") -> Any:
+    """A boto3 client of DynamoDB (or, with ``service="dynamodbstreams"``, of its Streams,
+    which the local stream pump reads) at the configured endpoint."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         connect_timeout=2,
-        read_timeout=5,
+        # moto (local endpoint) answers wide queries far slower than DynamoDB does.
+        read_timeout=30 if settings.dynamodb_endpoint else 5,
         retries={"max_attempts": 3, "mode": "standard"},
         max_pool_connections=20,
     )
@@ -37,8 +41,62 @@ def dynamodb_client(settings: Settings) -> Any:
         session = boto3.session.Session()
         if session.get_credentials() is None:
             kwargs["aws_access_key_id"] = "testing"
-            kwargs["aws_secret_access_key"] = "testing"
-    return boto3.client("dynamodb", **kwargs)
+            kwargs["aws_secret_access_key"] = "testing"  # noqa: S105 - moto's dummy
+    return boto3.client(service, **kwargs)
+
+
+def ssm_client(settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # The endpoint comes from botocore's own AWS_ENDPOINT_URL_SSM when a test sets it.
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+    return boto3.client("ssm", region_name=settings.region, config=config)
+
+
+# (region, parameter name) -> value. Kept for the container's life: a rotation reaches the
+# functions with a configuration change (SecretsVersion in infra), which starts fresh ones.
+_secrets: dict[tuple[str, str], str] = {}
+_SSM_UNAVAILABLE = {"ThrottlingException", "InternalServerError", "ServiceUnavailable"}
+
+
+def with_secrets(settings: Settings, client: Any = None) -> Settings:
+    """The settings with each secret that names an SSM parameter (and has no value) filled in."""
+    wanted = {
+        name: param
+        for name, param in (
+            ("jwt_secret", settings.jwt_secret_param),
+            ("visitor_key", settings.visitor_key_param),
+        )
+        if param and not getattr(settings, name)
+    }
+    missing = sorted({p for p in wanted.values() if (settings.region, p) not in _secrets})
+    if missing:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = (client or ssm_client(settings)).get_parameters(
+                Names=missing, WithDecryption=True
+            )
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"SSM unreachable: {type(error).__name__}") from error
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _SSM_UNAVAILABLE:
+                raise StorageUnavailable(f"SSM answered {code}") from error
+            raise ConfigError(f"cannot read the secrets from SSM ({code})") from error
+        if answer.get("InvalidParameters"):
+            raise ConfigError(f"SSM has no parameter {', '.join(answer['InvalidParameters'])}")
+        for parameter in answer.get("Parameters", []):
+            _secrets[(settings.region, parameter["Name"])] = parameter["Value"]
+    if not wanted:
+        return settings
+    jwt_param, key_param = wanted.get("jwt_secret"), wanted.get("visitor_key")
+    return replace(
+        settings,
+        jwt_secret=_secrets[(settings.region, jwt_param)] if jwt_param else settings.jwt_secret,
+        visitor_key=_secrets[(settings.region, key_param)] if key_param else settings.visitor_key,
+    )
 
 
 @dataclass
@@ -49,6 +107,7 @@ class Services:
     events: EventStore
     registry: Registry
     drop_store: DropStore
+    aggregates: AggregateStore
     clock: Clock = field(default_factory=SystemClock)
     client: Any = None  # the boto3 client when backed by DynamoDB
 
@@ -58,7 +117,15 @@ class Services:
 
     @cached_property
     def posts(self) -> PostDirectory:
-        return PostDirectory(self.registry, self.clock, self.settings.post_cache_s)
+        return PostDirectory(
+            self.registry, self.clock, self.settings.post_cache_s, aggregates=self.aggregates
+        )
+
+    @cached_property
+    def stats(self) -> Any:
+        from chalicelib.stats.service import StatsService
+
+        return StatsService(self.aggregates, self.posts, self.clock)
 
     @cached_property
     def web_recorder(self) -> Any:
@@ -79,8 +146,79 @@ class Services:
             impression_interval_s=self.settings.impression_interval_s,
         )
 
+    @cached_property
+    def players(self) -> Any:
+        from chalicelib.players.directory import PlayerDirectory
+
+        return PlayerDirectory(self.registry, self.clock, self.settings.post_cache_s)
+
+    @cached_property
+    def acks(self) -> Any:
+        """Where view acks go: none, the local MQTT broker, or IoT Core's data plane."""
+        from chalicelib.players import acks
+
+        transport = self.settings.ack_transport
+        if transport == "mqtt":
+            return acks.MqttAckPublisher(self.settings.mqtt_host, self.settings.mqtt_port)
+        if transport == "iot":
+            return acks.IotDataAckPublisher(iot_data_client(self.settings))
+        return acks.NullAckPublisher()
+
+    @cached_property
+    def player_views(self) -> Any:
+        from chalicelib.players.pipeline import PlayerViewRecorder
+
+        return PlayerViewRecorder(
+            events=self.events,
+            registry=self.registry,
+            players=self.players,
+            posts=self.posts,
+            drops=self.drops,
+            acks=self.acks,
+            clock=self.clock,
+            player_interval_s=self.settings.player_interval_s,
+            retransmission_window_s=self.settings.retransmission_window_s,
+        )
+
+    @cached_property
+    def aggregator(self) -> Any:
+        """The stream handler's service (one per container: it remembers markers written)."""
+        from chalicelib.rollup.aggregate import Aggregator
+
+        return Aggregator(
+            self.aggregates, self.drops, self.clock, ttl_days=self.settings.event_ttl_days
+        )
+
+    @cached_property
+    def day_closer(self) -> Any:
+        from chalicelib.rollup.close import DayCloser
+
+        return DayCloser(
+            self.aggregates,
+            self.events,
+            self.clock,
+            grace_s=self.settings.close_grace_s,
+            budget_s=self.settings.close_budget_s,
+            ttl_days=self.settings.event_ttl_days,
+            stage=self.settings.stage,
+        )
+
+
+def iot_data_client(settings: Settings) -> Any:
+    """boto3 ``iot-data`` for acks; the endpoint is the account's ATS data endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+    kwargs: dict[str, Any] = {"region_name": settings.region, "config": config}
+    if settings.iot_data_endpoint:
+        endpoint = settings.iot_data_endpoint
+        kwargs["endpoint_url"] = endpoint if "://" in endpoint else f"https://{endpoint}"
+    return boto3.client("iot-data", **kwargs)
+
 
 def dynamodb_services(settings: Settings, clock: Clock | None = None) -> Services:
+    from chalicelib.storage.aggregates_dynamodb import DynamoAggregateStore
     from chalicelib.storage.dynamodb import DynamoDropStore, DynamoEventStore, DynamoRegistry
 
     client = dynamodb_client(settings)
@@ -89,12 +227,14 @@ def dynamodb_services(settings: Settings, clock: Clock | None = None) -> Service
         events=DynamoEventStore(client, settings.events_table, settings.event_ttl_days),
         registry=DynamoRegistry(client, settings.registry_table),
         drop_store=DynamoDropStore(client, settings.aggregates_table),
+        aggregates=DynamoAggregateStore(client, settings.aggregates_table),
         clock=clock or SystemClock(),
         client=client,
     )
 
 
 def memory_services(settings: Settings, clock: Clock | None = None) -> Services:
+    from chalicelib.storage.aggregates_memory import MemoryAggregateStore
     from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry
 
     return Services(
@@ -102,6 +242,7 @@ def memory_services(settings: Settings, clock: Clock | None = None) -> Services:
         events=MemoryEventStore(settings.event_ttl_days),
         registry=MemoryRegistry(),
         drop_store=MemoryDropStore(),
+        aggregates=MemoryAggregateStore(),
         clock=clock or SystemClock(),
     )
 
@@ -118,7 +259,7 @@ def get_services() -> Services:
     with _lock:
         services = _cache.get(settings)
         if services is None:
-            services = _cache[settings] = dynamodb_services(settings)
+            services = _cache[settings] = dynamodb_services(with_secrets(settings))
     return services
 
 

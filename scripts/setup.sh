@@ -18,6 +18,9 @@ if [ -f scripts/setup_geoip.py ]; then
   echo "== local GeoIP database"
   "$venv/bin/python" scripts/setup_geoip.py
 fi
+if [ -f scripts/build_frontend.sh ]; then
+  bash scripts/build_frontend.sh  # vts.js + dashboard into chalicelib/web/static/ (npm ci + build)
+fi
 if [ -f scripts/setup_system.sh ]; then
   bash scripts/setup_system.sh
 fi

@@ -4,6 +4,7 @@ tables, and the Chalice test client."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ def free_port() -> int:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -57,7 +59,7 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "VTS_EVENTS_TABLE": f"t-{suffix}-events",
         "VTS_AGGREGATES_TABLE": f"t-{suffix}-aggregates",
         "VTS_REGISTRY_TABLE": f"t-{suffix}-registry",
-        "VTS_JWT_SECRET": "test-jwt-secret-" + suffix,
+        "VTS_JWT_SECRET": "test-jwt-secret-0123456789abcdef-" + suffix,
         "VTS_VISITOR_KEY": "test-visitor-key-" + suffix,
         "VTS_DROP_FLUSH_S": "0",
     }

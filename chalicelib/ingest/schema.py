@@ -45,7 +45,11 @@ class RecordViewRequest(BaseModel):
     @field_validator("referrer")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and value != "" and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
+        if (
+            value is not None
+            and value != ""
+            and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value)
+        ):
             raise ValueError("referrer must be an absolute URL")
         return value or None
 

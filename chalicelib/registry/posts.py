@@ -6,12 +6,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from chalicelib.errors import BadRequest, NotFound
 from chalicelib.clock import Clock
+from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PostRecord
-from chalicelib.storage.ports import Registry
+from chalicelib.storage import keys
+from chalicelib.storage.ports import AggregateStore, CounterUpdate, Registry
 
 _OWNER_MAX = 128
+# The attribute of ``A#{artist}``/``POSTS`` counting the artist's registered posts.
+POSTS_COUNTER = "posts"
 
 
 def check_owner_id(owner_id: object) -> str:
@@ -33,8 +36,12 @@ class PostDirectory:
         cache_s: int,
         monotonic: Callable[[], float] = time.monotonic,
         max_entries: int = 50_000,
+        aggregates: AggregateStore | None = None,
     ) -> None:
         self._registry = registry
+        # Keeps each artist's post count (``A#{artist}``/``POSTS``) so artist stats never
+        # list every post to count them.
+        self._aggregates = aggregates
         self._clock = clock
         self._cache_s = cache_s
         self._monotonic = monotonic
@@ -66,12 +73,25 @@ class PostDirectory:
         )
         self._registry.put_post(record)
         self._forget(post_id)
+        if existing is None or existing.owner_id != owner:
+            self._count_posts(owner, +1)
+            if existing is not None:
+                self._count_posts(existing.owner_id, -1)
         return record, existing is None
 
     def delete(self, post_id: int) -> None:
+        existing = self._registry.get_post(post_id) if self._aggregates is not None else None
         if not self._registry.delete_post(post_id):
             raise NotFound(f"post {post_id} is not registered", code="unknown_post")
         self._forget(post_id)
+        if existing is not None:
+            self._count_posts(existing.owner_id, -1)
+
+    def _count_posts(self, owner_id: str, delta: int) -> None:
+        if self._aggregates is None:
+            return
+        pk, sk = keys.artist_posts_key(owner_id)
+        self._aggregates.add_counters([CounterUpdate(pk, sk, add={POSTS_COUNTER: delta})])
 
     def _forget(self, post_id: int) -> None:
         with self._lock:

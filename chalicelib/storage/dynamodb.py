@@ -28,7 +28,8 @@ _UNAVAILABLE = {
 
 
 def is_conditional_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    code: object = error.response.get("Error", {}).get("Code")
+    return code == "ConditionalCheckFailedException"
 
 
 def guarded(call: Callable[[], T]) -> T:
@@ -132,23 +133,34 @@ class DynamoRegistry:
     def delete_player(self, player_key: str) -> bool:
         return self._delete(*keys.player_key(player_key))
 
-    def take_slot(self, scope: str, subject: str, interval_s: int, now: datetime) -> float | None:
+    def take_slot(
+        self, scope: str, subject: str, interval_s: int, now: datetime, token: str | None = None
+    ) -> float | None:
         pk, sk = keys.rate_key(scope, subject)
         now_ms = int(now.timestamp() * 1000)
         until_ms = now_ms + interval_s * 1000
+        values = {
+            ":until": {"N": str(until_ms)},
+            ":now": {"N": str(now_ms)},
+            ":exp": {"N": str(until_ms // 1000 + 60)},
+        }
+        # TTL deletion lags: an expired slot is free whether or not it is gone.
+        condition = "attribute_not_exists(pk) OR until_ms <= :now"
+        update = "SET until_ms = :until, expires_at = :exp"
+        if token is None:
+            update += " REMOVE tok"
+        else:
+            condition += " OR tok = :tok"
+            update += ", tok = :tok"
+            values[":tok"] = {"S": token}
         try:
             guarded(
                 lambda: self._client.update_item(
                     TableName=self._table,
                     Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                    UpdateExpression="SET until_ms = :until, expires_at = :exp",
-                    # TTL deletion lags: an expired slot is free whether or not it is gone.
-                    ConditionExpression="attribute_not_exists(pk) OR until_ms <= :now",
-                    ExpressionAttributeValues={
-                        ":until": {"N": str(until_ms)},
-                        ":now": {"N": str(now_ms)},
-                        ":exp": {"N": str(until_ms // 1000 + 60)},
-                    },
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             )
@@ -160,22 +172,31 @@ class DynamoRegistry:
             return max(0.0, (held_ms - now_ms) / 1000)
         return None
 
-    def mark_once(self, scope: str, subject: str, ttl_s: int, now: datetime) -> bool:
+    def mark_once(
+        self, scope: str, subject: str, ttl_s: int, now: datetime, token: str | None = None
+    ) -> bool:
         pk, sk = keys.once_key(scope, subject)
         now_ms = int(now.timestamp() * 1000)
         until_ms = now_ms + ttl_s * 1000
+        item = {
+            "pk": {"S": pk},
+            "sk": {"S": sk},
+            "until_ms": {"N": str(until_ms)},
+            "expires_at": {"N": str(math.ceil(until_ms / 1000) + 60)},
+        }
+        condition = "attribute_not_exists(pk) OR until_ms <= :now"
+        values = {":now": {"N": str(now_ms)}}
+        if token is not None:
+            item["tok"] = {"S": token}
+            condition += " OR tok = :tok"
+            values[":tok"] = {"S": token}
         try:
             guarded(
                 lambda: self._client.put_item(
                     TableName=self._table,
-                    Item={
-                        "pk": {"S": pk},
-                        "sk": {"S": sk},
-                        "until_ms": {"N": str(until_ms)},
-                        "expires_at": {"N": str(math.ceil(until_ms / 1000) + 60)},
-                    },
-                    ConditionExpression="attribute_not_exists(pk) OR until_ms <= :now",
-                    ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                    Item=item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
                 )
             )
         except ClientError as error:
@@ -212,11 +233,8 @@ class DynamoDropStore:
         totals: dict[str, int] = {}
         for day in days:
             pk, sk = keys.drops_day_key(day)
-            answer = guarded(
-                lambda pk=pk, sk=sk: self._client.get_item(
-                    TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
-                )
-            )
+            key = {"pk": {"S": pk}, "sk": {"S": sk}}
+            answer = guarded(lambda key=key: self._client.get_item(TableName=self._table, Key=key))  # type: ignore[misc]
             for name, value in codec.from_typed(answer.get("Item") or {}).items():
                 if name in ("pk", "sk"):
                     continue

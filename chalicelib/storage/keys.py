@@ -18,6 +18,7 @@ def epoch_s(at: datetime) -> int:
 
 # ---- events -------------------------------------------------------------------------------
 
+
 def event_pk(post_id: int, day: str) -> str:
     return f"P#{post_id}#{day}"
 
@@ -72,6 +73,7 @@ def watermark_key() -> tuple[str, str]:
 
 # ---- aggregates ---------------------------------------------------------------------------
 
+
 def post_day_key(post_id: int, day: str) -> tuple[str, str]:
     return f"P#{post_id}", f"D#{day}"
 
@@ -89,3 +91,70 @@ def drops_day_key(day: str) -> tuple[str, str]:
 
 
 TOTAL_SK = "TOTAL"
+
+
+# ---- aggregates, as the stats readers address them -----------------------------------------
+
+SITE_AGGREGATE_PK = "SITE"
+
+
+def post_aggregate_pk(post_id: int) -> str:
+    return f"P#{post_id}"
+
+
+def artist_aggregate_pk(artist_id: str) -> str:
+    return f"A#{artist_id}"
+
+
+def post_of_aggregate_pk(pk: str) -> int:
+    """``P#{post}`` -> the post id."""
+    return int(pk.split("#", 1)[1])
+
+
+def artist_posts_key(artist_id: str) -> tuple[str, str]:
+    """The artist's registered-post counter (kept by the post registry, not by the close)."""
+    return artist_aggregate_pk(artist_id), "POSTS"
+
+
+def sketch_key(pk: str, day: str) -> tuple[str, str]:
+    """A closed Day's HLL sketch(es) of Visitors, beside that Day's counters."""
+    return pk, f"H#{day}"
+
+
+def day_of_aggregate_sk(sk: str) -> str:
+    """``D#{day}`` (or ``H#{day}``) -> the Day."""
+    return sk.split("#", 1)[1]
+
+
+# ---- aggregates, as the rollup writes them -------------------------------------------------
+
+# Per post/artist/site: the sum of every closed Day (the close's own running total, from
+# which it rebuilds ``TOTAL``); readers never need it.
+CLOSED_SK = "CLOSED"
+
+
+def day_sk(day: str) -> str:
+    return f"D#{day}"
+
+
+def marker_pk(day: str) -> str:
+    """The partition of a Day's "post active on this Day" markers (read by the close)."""
+    return f"DAY#{day}"
+
+
+def marker_key(day: str, post_id: int) -> tuple[str, str]:
+    return marker_pk(day), f"P#{post_id}"
+
+
+def post_of_marker_sk(sk: str) -> int:
+    return int(sk.split("#", 1)[1])
+
+
+# A post's entry in the by_views index (gpk, v): tiny, so moving it costs 1 WRU, and moved
+# by the close only (not by every live batch, which would rewrite the index each time).
+RANK_SK = "RANK"
+
+
+def pump_state_key() -> tuple[str, str]:
+    """Where the stream handler notes the newest record it processed (health, freshness)."""
+    return "PUMP", "STATE"

@@ -38,7 +38,9 @@ class MemoryEventStore:
     def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
         pk = keys.event_pk(post_id, day)
         with self._lock:
-            found = [item for (ipk, _), item in sorted(self.items.items()) if ipk == pk]
+            # Filter before sorting: the close calls this once per post and Day.
+            mine = [(sk, item) for (ipk, sk), item in self.items.items() if ipk == pk]
+        found = [item for _, item in sorted(mine, key=lambda pair: pair[0])]
         for item in found:
             yield codec.event_from_item(item)
 
@@ -48,8 +50,9 @@ class MemoryRegistry:
         self._lock = threading.Lock()
         self.posts: dict[int, PostRecord] = {}
         self.players: dict[str, PlayerRecord] = {}
-        self._slots: dict[tuple[str, str], int] = {}
-        self._once: dict[tuple[str, str], int] = {}
+        # (until_ms, token of the holder)
+        self._slots: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._once: dict[tuple[str, str], tuple[int, str | None]] = {}
 
     def get_post(self, post_id: int) -> PostRecord | None:
         return self.posts.get(post_id)
@@ -69,22 +72,26 @@ class MemoryRegistry:
     def delete_player(self, player_key: str) -> bool:
         return self.players.pop(player_key, None) is not None
 
-    def take_slot(self, scope: str, subject: str, interval_s: int, now: datetime) -> float | None:
+    def take_slot(
+        self, scope: str, subject: str, interval_s: int, now: datetime, token: str | None = None
+    ) -> float | None:
         now_ms = int(now.timestamp() * 1000)
         with self._lock:
             held = self._slots.get((scope, subject))
-            if held is not None and held > now_ms:
-                return (held - now_ms) / 1000
-            self._slots[(scope, subject)] = now_ms + interval_s * 1000
+            if held is not None and held[0] > now_ms and (token is None or held[1] != token):
+                return (held[0] - now_ms) / 1000
+            self._slots[(scope, subject)] = (now_ms + interval_s * 1000, token)
         return None
 
-    def mark_once(self, scope: str, subject: str, ttl_s: int, now: datetime) -> bool:
+    def mark_once(
+        self, scope: str, subject: str, ttl_s: int, now: datetime, token: str | None = None
+    ) -> bool:
         now_ms = int(now.timestamp() * 1000)
         with self._lock:
             held = self._once.get((scope, subject))
-            if held is not None and held > now_ms:
+            if held is not None and held[0] > now_ms and (token is None or held[1] != token):
                 return False
-            self._once[(scope, subject)] = now_ms + ttl_s * 1000
+            self._once[(scope, subject)] = (now_ms + ttl_s * 1000, token)
         return True
 
 

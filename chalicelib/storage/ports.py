@@ -46,15 +46,25 @@ class Registry(Protocol):
 
     def delete_player(self, player_key: str) -> bool: ...
 
-    def take_slot(self, scope: str, subject: str, interval_s: int, now: datetime) -> float | None:
+    def take_slot(
+        self, scope: str, subject: str, interval_s: int, now: datetime, token: str | None = None
+    ) -> float | None:
         """Claim the next rate-limit slot of ``subject``.
 
         None when claimed; else the seconds until the slot frees (for ``Retry-After``).
+        A claim carrying the same ``token`` as the slot's holder succeeds again: a redelivered
+        event (a Lambda retry) is not its own competitor.
         """
         ...
 
-    def mark_once(self, scope: str, subject: str, ttl_s: int, now: datetime) -> bool:
-        """True the first time ``subject`` is seen within ``ttl_s``; False for a repeat."""
+    def mark_once(
+        self, scope: str, subject: str, ttl_s: int, now: datetime, token: str | None = None
+    ) -> bool:
+        """True the first time ``subject`` is seen within ``ttl_s``; False for a repeat.
+
+        A repeat carrying the marker's own ``token`` is True again: it is a redelivery of the
+        event that set the marker (a Lambda retry), not a second message.
+        """
         ...
 
 
@@ -70,8 +80,13 @@ class AggregateStore(Protocol):
     """The ``aggregates`` table: flat counter items per post/artist/site and Day, lifetime
     totals, the close watermark. Item formats: docs/data-model.md."""
 
-    def add_counters(self, updates: Iterable[CounterUpdate]) -> None:
-        """One ``UpdateItem`` (ADD, plus the SETs given) per update: the stream's live path."""
+    def add_counters(self, updates: Iterable[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:
+        """One ``UpdateItem`` (ADD, plus the SETs given) per update: the stream's live path.
+
+        Returns the updates NOT applied, each with why: ``closed`` (``only_open`` was asked
+        and the item is a closed Day, which only the close writes) or ``too_large`` (the item
+        would outgrow DynamoDB's 400 KB). Anything else raises.
+        """
         ...
 
     def put_items(self, items: Iterable[dict[str, Any]]) -> None:
@@ -84,6 +99,16 @@ class AggregateStore(Protocol):
 
     def query_days(self, pk: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
         """Every ``D#{day}`` item of ``pk`` with first_day <= day <= last_day, in day order."""
+        ...
+
+    def query_range(self, pk: str, first_sk: str, last_sk: str) -> list[dict[str, Any]]:
+        """Every item of ``pk`` with first_sk <= sk <= last_sk, in sk order (e.g. a Day's
+        ``DAY#{day}`` activity markers)."""
+        ...
+
+    def put_if(self, item: dict[str, Any], attribute: str, expected: Any) -> bool:
+        """Overwrite one whole item only if its ``attribute`` still equals ``expected`` (None:
+        the attribute, or the item, is absent). False when another writer got there first."""
         ...
 
     def query_artist_posts(
@@ -110,3 +135,5 @@ class CounterUpdate:
     add: Mapping[str, int]
     set: Mapping[str, Any] = field(default_factory=dict)
     set_if_absent: Mapping[str, Any] = field(default_factory=dict)
+    # Refuse the update when the item is a closed Day (``closed`` set): the close owns it.
+    only_open: bool = False

@@ -28,12 +28,30 @@ def ensure_tables(client: Any, settings: Settings) -> dict[str, str]:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
         client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+        _ensure_indexes(client, logical, name)
         ttl = TABLES[logical]["TimeToLive"]
         if ttl:
             client.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
             )
     return names
+
+
+def _ensure_indexes(client: Any, logical: str, name: str) -> None:
+    """Add a global secondary index a table made before the index existed is missing."""
+    wanted = TABLES[logical].get("GlobalSecondaryIndexes", [])
+    if not wanted:
+        return
+    table = client.describe_table(TableName=name)["Table"]
+    present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    for index in wanted:
+        if index["IndexName"] in present:
+            continue
+        client.update_table(
+            TableName=name,
+            AttributeDefinitions=TABLES[logical]["AttributeDefinitions"],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
 
 
 def stream_arn(client: Any, settings: Settings) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 TTL_ATTRIBUTE = "expires_at"
+BY_VIEWS_INDEX = "by_views"
 
 # logical name -> definition. Physical names come from Settings (``vts-{stage}-{name}``).
 TABLES: dict[str, dict[str, Any]] = {
@@ -28,8 +29,24 @@ TABLES: dict[str, dict[str, Any]] = {
         "AttributeDefinitions": [
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "gpk", "AttributeType": "S"},
+            {"AttributeName": "v", "AttributeType": "N"},
         ],
-        "TimeToLive": None,
+        # Post TOTAL items carry gpk = A#{artist}: an artist's posts by lifetime Views.
+        # KEYS_ONLY: every change of `v` rewrites the index entry, so keep it tiny (the
+        # adapter reads the full TOTAL items of a page with one BatchGetItem).
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": BY_VIEWS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "gpk", "KeyType": "HASH"},
+                    {"AttributeName": "v", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        # Only the close's activity markers carry expires_at; counters never expire.
+        "TimeToLive": TTL_ATTRIBUTE,
     },
     "registry": {
         "KeySchema": [
@@ -56,4 +73,6 @@ def create_table_request(logical: str, physical_name: str) -> dict[str, Any]:
     }
     if "StreamSpecification" in spec:
         request["StreamSpecification"] = spec["StreamSpecification"]
+    if "GlobalSecondaryIndexes" in spec:
+        request["GlobalSecondaryIndexes"] = spec["GlobalSecondaryIndexes"]
     return request

@@ -31,8 +31,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     secret = os.environ.get("VTS_JWT_SECRET")
     if not secret:
-        return _fail("VTS_JWT_SECRET is not set and no local stack settings were found "
-                     "(start `make run` or export VTS_JWT_SECRET)")
+        return _fail(
+            "VTS_JWT_SECRET is not set and no local stack settings were found "
+            "(start `make run` or export VTS_JWT_SECRET)"
+        )
     print(issue_token(secret, sub=args.sub, role=args.role, now=datetime.now(UTC), ttl_s=args.ttl))
     return 0
 
@@ -59,8 +61,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
     try:
         services = dynamodb_services(get_settings(), clock=FixedClock(now))
         with bar(args.looks, "seeding demo looks") as advance:
-            outcome = seed_demo(services, days=args.days, looks=args.looks, now=now,
-                                progress=advance)
+            outcome = seed_demo(
+                services, days=args.days, looks=args.looks, now=now, progress=advance
+            )
     except VTSError as error:
         return _fail(error.message, 1)
     print(f"seeded: {outcome['counted']} views counted, {outcome['other']} other looks")

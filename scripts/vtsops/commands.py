@@ -11,8 +11,10 @@ from collections.abc import Callable
 import vtsops
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: dict[str, Callable[[argparse.Namespace], int]],
+) -> None:
     names = sorted(
         info.name for info in pkgutil.iter_modules(vtsops.__path__) if info.name.startswith("cmd_")
     )

@@ -13,6 +13,10 @@ from vtsops.localenv import local_environment, write_env_file
 from vtsops.stack import ROOT, ChaliceLocalComponent, MotoComponent, Stack, port_free
 
 
+# curl's own user agent is (rightly) a bot: the example pretends to be a browser.
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -66,7 +70,7 @@ def main(argv: list[str]) -> int:
         while not stopped.wait(0.5):
             pass
         _print("\n== stopping")
-    except Exception as error:  # noqa: BLE001 - a clear line, then a clean stop
+    except Exception as error:
         _print(f"error: {error}")
         return 1
     finally:
@@ -109,7 +113,9 @@ def _banner(api_url: str, env: dict[str, str], env_path: Any) -> None:
     token = issue_token(env["VTS_JWT_SECRET"], sub="artist-1", role="artist", now=datetime.now(UTC))
     _print("")
     _print(f"  API        {api_url}/v1/health")
-    _print(f"  Record     curl -X POST {api_url}/v1/posts/1/views -H 'Content-Type: text/plain' -d '{{}}'")
+    _print(
+        f"  Record     curl -X POST {api_url}/v1/posts/1/views -H 'Content-Type: text/plain' -d '{{}}'"
+    )
     _print(f"  Dashboard  {api_url}/dashboard#token={token}")
     _print(f"  DynamoDB   {env['VTS_DYNAMODB_ENDPOINT']}  (moto)")
     _print(f"  MQTT       mqtt://127.0.0.1:{env['VTS_MQTT_PORT']}")

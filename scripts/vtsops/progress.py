@@ -10,7 +10,13 @@ from contextlib import contextmanager
 @contextmanager
 def bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
     """Yields ``advance(done)``; draws a bar on a terminal, a final line otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("   {task.description}"),

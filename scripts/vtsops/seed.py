@@ -19,9 +19,22 @@ DEMO_POSTS = 12
 
 # Public addresses of well-known networks in several countries (the GeoIP DB decides).
 DEMO_IPS = (
-    "8.8.8.8", "4.2.2.2", "81.2.69.142", "200.160.2.3", "193.0.6.139", "133.242.0.1",
-    "203.2.218.214", "77.88.8.8", "185.15.58.224", "101.101.101.101", "41.231.53.1",
-    "180.76.76.76", "202.12.27.33", "62.4.0.1", "89.187.160.1", "5.6.7.8",
+    "8.8.8.8",
+    "4.2.2.2",
+    "81.2.69.142",
+    "200.160.2.3",
+    "193.0.6.139",
+    "133.242.0.1",
+    "203.2.218.214",
+    "77.88.8.8",
+    "185.15.58.224",
+    "101.101.101.101",
+    "41.231.53.1",
+    "180.76.76.76",
+    "202.12.27.33",
+    "62.4.0.1",
+    "89.187.160.1",
+    "5.6.7.8",
 )
 DEMO_UAS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -37,8 +50,14 @@ DEMO_UAS = (
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
 )
 CHANNELS = (None, None, "all", "promoted", "hashtag", "by_user")
-REFERRERS = (None, None, "https://makapix.club/", "https://www.reddit.com/r/PixelArt/",
-             "https://mastodon.social/@pixels", "https://news.ycombinator.com/")
+REFERRERS = (
+    None,
+    None,
+    "https://makapix.club/",
+    "https://www.reddit.com/r/PixelArt/",
+    "https://mastodon.social/@pixels",
+    "https://news.ycombinator.com/",
+)
 
 
 def _demo_ip(rng: random.Random) -> str:

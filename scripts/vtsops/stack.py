@@ -3,6 +3,7 @@ stand-ins for AWS triggers. One process; Ctrl-C stops all of it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -54,7 +55,7 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 def http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (local URL)
+        with urllib.request.urlopen(url, timeout=2) as answer:
             return bool(answer.status == 200)
     except OSError:
         return False
@@ -76,6 +77,8 @@ class MotoComponent:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        # moto's werkzeug server logs every request; the stack's output is for people.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
         wait_for(lambda: http_ok(f"{self.endpoint}/moto-api/data.json"), 30, "moto")
 
@@ -103,8 +106,17 @@ class ChaliceLocalComponent:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
-            [str(chalice), "local", "--host", "127.0.0.1", "--port", str(self.port),
-             "--stage", "dev", "--no-autoreload"],
+            [
+                str(chalice),
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--stage",
+                "dev",
+                "--no-autoreload",
+            ],
             cwd=ROOT,
             env={**os.environ, **self._env},
             stdout=log,
@@ -148,6 +160,6 @@ class Stack:
         for component in reversed(self.started):
             try:
                 component.stop()
-            except Exception as error:  # noqa: BLE001 - keep stopping the rest
+            except Exception as error:
                 print(f"  stopping {component.name}: {error}", file=sys.stderr)
         self.started.clear()

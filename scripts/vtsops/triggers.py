@@ -17,7 +17,9 @@ import vtsops
 
 def local_triggers(services: Any) -> Iterator[Any]:
     names = sorted(
-        info.name for info in pkgutil.iter_modules(vtsops.__path__) if info.name.startswith("trigger_")
+        info.name
+        for info in pkgutil.iter_modules(vtsops.__path__)
+        if info.name.startswith("trigger_")
     )
     for name in names:
         module = importlib.import_module(f"vtsops.{name}")

@@ -26,8 +26,16 @@ def services(request: pytest.FixtureRequest) -> Services:
 
 def view(visitor: str = "h:abc", **changes: Any) -> ViewEvent:
     base: dict[str, Any] = dict(
-        post_id=7, owner_id="artist-1", intent="view", occurred_at=AT, visitor=visitor,
-        authenticated=False, source="web", device="mobile", country="BR", channel="all",
+        post_id=7,
+        owner_id="artist-1",
+        intent="view",
+        occurred_at=AT,
+        visitor=visitor,
+        authenticated=False,
+        source="web",
+        device="mobile",
+        country="BR",
+        channel="all",
         referrer_domain="example.com",
     )
     base.update(changes)
@@ -54,9 +62,18 @@ def test_impressions_are_never_deduplicated(services: Services) -> None:
 
 def test_events_round_trip_every_field(services: Services) -> None:
     event = view(
-        intent="view", authenticated=True, visitor="u:42", source="player", device="player",
-        channel_context="k3Jx9", play_order=2, playlist_id="pl-1", player_key="abc-key",
-        device_at=AT - timedelta(seconds=3), timezone="Europe/Berlin", referrer_domain=None,
+        intent="view",
+        authenticated=True,
+        visitor="u:42",
+        source="player",
+        device="player",
+        channel_context="k3Jx9",
+        play_order=2,
+        playlist_id="pl-1",
+        player_key="abc-key",
+        device_at=AT - timedelta(seconds=3),
+        timezone="Europe/Berlin",
+        referrer_domain=None,
     )
     services.events.put_view(event)
     [stored] = list(services.events.day_events(7, "2026-11-24"))
@@ -103,9 +120,16 @@ def test_drop_counters_add_up_by_day(services: Services) -> None:
 
 def test_event_items_stay_well_under_one_kilobyte() -> None:
     event = view(
-        visitor="u:" + "x" * 128, channel_context="c" * 100, playlist_id="p" * 64,
-        referrer_domain="d" * 253, player_key="k" * 36, timezone="America/Argentina/ComodRivadavia",
-        device_at=AT, play_order=2, authenticated=True, intent="impression",
+        visitor="u:" + "x" * 128,
+        channel_context="c" * 100,
+        playlist_id="p" * 64,
+        referrer_domain="d" * 253,
+        player_key="k" * 36,
+        timezone="America/Argentina/ComodRivadavia",
+        device_at=AT,
+        play_order=2,
+        authenticated=True,
+        intent="impression",
         event_id="01JD0000000000000000000000",
     )
     assert codec.item_size(codec.event_item(event, 35)) < 1024

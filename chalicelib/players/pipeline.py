@@ -1,0 +1,308 @@
+"""Recording player view reports: a pipeline of named steps over one rule event (DESIGN §4).
+
+Steps, in the contract's order: ``parse`` -> ``match_key`` -> ``find_player`` ->
+``drop_retransmission`` -> ``limit_rate`` -> ``find_post`` -> ``drop_author_view`` ->
+``store``. Each may end the report with an outcome; a drop is counted by reason, never
+raised. Only an infrastructure fault raises (the Lambda is then retried with the same
+event): the rule's ``received_at`` travels as a redelivery token, and Impression ids are
+derived from the event, so a retried event is neither mistaken for its own retransmission
+nor stored twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ulid import ULID
+
+from chalicelib.clock import Clock
+from chalicelib.enrich.visitor import user_visitor
+from chalicelib.ingest.drops import DropCounter
+from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.players.acks import Ack, AckPublisher, ErrorCode, send_ack
+from chalicelib.players.directory import PlayerDirectory
+from chalicelib.players.schema import (
+    InvalidReport,
+    PlayerViewMessage,
+    canonical_player_key,
+    parse_message,
+)
+from chalicelib.registry.posts import PostDirectory
+from chalicelib.storage.ports import EventStore, Registry
+
+COUNTED = "counted"
+IMPRESSION = "impression"
+# Drop reasons, in pipeline order (what /v1/health counts).
+INVALID = "player_invalid"
+KEY_MISMATCH = "player_key_mismatch"
+UNREGISTERED = "player_unregistered"
+RETRANSMISSION = "player_retransmission"
+RATE_LIMITED = "player_rate_limited"
+UNKNOWN_POST = "player_unknown_post"
+AUTHOR_VIEW = "player_author_view"
+DUPLICATE = "player_duplicate"
+DROP_REASONS = (
+    INVALID, KEY_MISMATCH, UNREGISTERED, RETRANSMISSION, RATE_LIMITED, UNKNOWN_POST,
+    AUTHOR_VIEW, DUPLICATE,
+)
+OUTCOMES = (COUNTED, IMPRESSION, *DROP_REASONS)
+
+RETRANSMISSION_SCOPE = "ptx"
+RATE_SCOPE = "player"
+_MAX_ULID_MS = 2**48
+
+
+@dataclass
+class Report:
+    """One report as it moves through the steps."""
+
+    event: Any
+    now: datetime
+    token: str | None = None
+    topic_key: str | None = None  # as the topic carried it: where the ack goes
+    player_key: str | None = None  # canonical form
+    message: PlayerViewMessage | None = None
+    player: PlayerRecord | None = None
+    post: PostRecord | None = None
+
+
+@dataclass(frozen=True)
+class PlayerOutcome:
+    reason: str
+    counted: bool = False
+    success: bool = True
+    error_code: ErrorCode | None = None
+    error: str | None = None
+    retry_after_s: int | None = None
+
+    @property
+    def dropped(self) -> bool:
+        return self.reason in DROP_REASONS
+
+
+def _failure(reason: str, code: ErrorCode, error: str, retry_after_s: int | None = None) -> PlayerOutcome:
+    return PlayerOutcome(reason, success=False, error_code=code, error=error, retry_after_s=retry_after_s)
+
+
+def redelivery_token(event: Any) -> str | None:
+    """What identifies one delivery: the rule's receive time and the message itself.
+
+    A Lambda retry carries the identical event, so the same token. The receive time alone is
+    not enough: a flooding player's messages can share a millisecond. Two identical messages
+    in the same millisecond get one token; they are then stored once (Views are deduplicated,
+    Impression ids derive from the token) though both are reported accepted.
+    """
+    received = event.get("received_at") if isinstance(event, dict) else None
+    if not isinstance(received, int) or isinstance(received, bool):
+        return None
+    try:
+        text = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        return None
+    return f"{received}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+class PlayerViewRecorder:
+    def __init__(
+        self,
+        *,
+        events: EventStore,
+        registry: Registry,
+        players: PlayerDirectory,
+        posts: PostDirectory,
+        drops: DropCounter,
+        acks: AckPublisher,
+        clock: Clock,
+        player_interval_s: int,
+        retransmission_window_s: int,
+    ) -> None:
+        self._events = events
+        self._registry = registry
+        self._players = players
+        self._posts = posts
+        self._drops = drops
+        self._acks = acks
+        self._clock = clock
+        self._interval_s = player_interval_s
+        self._window_s = retransmission_window_s
+        self._steps: tuple[Callable[[Report], PlayerOutcome | None], ...] = (
+            self.parse,
+            self.match_key,
+            self.find_player,
+            self.drop_retransmission,
+            self.limit_rate,
+            self.find_post,
+            self.drop_author_view,
+            self.store,
+        )
+
+    # ---- entry point -------------------------------------------------------------------------
+
+    def record(self, event: Any) -> dict[str, Any]:
+        """Handle one rule event; a plain result for the Lambda's answer."""
+        report = Report(event=event, now=self._clock.now(), token=redelivery_token(event))
+        try:
+            outcome = self._run(report)
+        except Exception:
+            # An infrastructure fault: tell the player if it asked, then let Lambda retry.
+            self._ack(report, _failure("internal_error", "internal_error",
+                                       "temporarily unavailable; the report will be retried"))
+            raise
+        if outcome.dropped:
+            self._drops.count(outcome.reason)
+        acked = self._ack(report, outcome)
+        return {"outcome": outcome.reason, "counted": outcome.counted, "acked": acked}
+
+    def _run(self, report: Report) -> PlayerOutcome:
+        for step in self._steps:
+            outcome = step(report)
+            if outcome is not None:
+                return outcome
+        raise AssertionError("the store step always ends the pipeline")
+
+    # ---- steps -------------------------------------------------------------------------------
+
+    def parse(self, report: Report) -> PlayerOutcome | None:
+        event = report.event
+        if not isinstance(event, dict):
+            return _failure(INVALID, "invalid", "the report is not a JSON object")
+        topic_key = event.get("topic_player_key")
+        report.player_key = canonical_player_key(topic_key)
+        if report.player_key is None:
+            return _failure(INVALID, "invalid", "the topic does not carry a player key (UUID)")
+        report.topic_key = str(topic_key)
+        try:
+            report.message = parse_message(event)
+        except InvalidReport as error:
+            return _failure(INVALID, "invalid", error.message)
+        return None
+
+    def match_key(self, report: Report) -> PlayerOutcome | None:
+        # A frame speaks only for itself: the payload's key must be the topic's.
+        assert report.message is not None
+        if canonical_player_key(report.message.player_key) != report.player_key:
+            return _failure(KEY_MISMATCH, "invalid", "player_key does not match the topic")
+        return None
+
+    def find_player(self, report: Report) -> PlayerOutcome | None:
+        assert report.player_key is not None
+        report.player = self._players.get(report.player_key)
+        if report.player is None:
+            return _failure(UNREGISTERED, "unregistered", "this player is not registered")
+        return None
+
+    def drop_retransmission(self, report: Report) -> PlayerOutcome | None:
+        # A QoS 1 redelivery repeats the message byte for byte: same post, same device time.
+        # Checked before the rate so that a retransmission never spends the player's slot.
+        message = report.message
+        assert message is not None and report.player_key is not None
+        subject = f"{report.player_key}#{message.post_id}#{message.timestamp or '-'}"
+        first = self._registry.mark_once(
+            RETRANSMISSION_SCOPE, subject, self._window_s, report.now, token=report.token
+        )
+        return None if first else PlayerOutcome(RETRANSMISSION)
+
+    def limit_rate(self, report: Report) -> PlayerOutcome | None:
+        assert report.player_key is not None
+        wait_s = self._registry.take_slot(
+            RATE_SCOPE, report.player_key, self._interval_s, report.now, token=report.token
+        )
+        if wait_s is None:
+            return None
+        return _failure(
+            RATE_LIMITED, "rate_limited",
+            f"at most one report per {self._interval_s} s per player",
+            retry_after_s=max(1, math.ceil(wait_s)),
+        )
+
+    def find_post(self, report: Report) -> PlayerOutcome | None:
+        assert report.message is not None
+        report.post = self._posts.get(report.message.post_id)
+        if report.post is None:
+            return _failure(UNKNOWN_POST, "not_found", f"post {report.message.post_id} is not registered")
+        return None
+
+    def drop_author_view(self, report: Report) -> PlayerOutcome | None:
+        # Accepted, never counted: an artist's own frame showing their own work.
+        assert report.post is not None and report.player is not None
+        return PlayerOutcome(AUTHOR_VIEW) if report.post.owner_id == report.player.owner_id else None
+
+    def store(self, report: Report) -> PlayerOutcome:
+        event = self._view_event(report)
+        if event.intent == "impression":
+            self._events.put_impression(event)
+            return PlayerOutcome(IMPRESSION)
+        if self._events.put_view(event):
+            return PlayerOutcome(COUNTED, counted=True)
+        return PlayerOutcome(DUPLICATE)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _view_event(self, report: Report) -> ViewEvent:
+        message, player, post = report.message, report.player, report.post
+        assert message is not None and player is not None and post is not None
+        is_view = message.is_view
+        return ViewEvent(
+            post_id=post.post_id,
+            owner_id=post.owner_id,
+            intent="view" if is_view else "impression",
+            occurred_at=report.now,
+            visitor=user_visitor(player.owner_id),
+            authenticated=True,
+            source="player",
+            device="player",
+            country=player.country,
+            channel=message.channel,
+            channel_context=message.channel_context,
+            play_order=message.play_order,
+            playlist_id=message.playlist_id,
+            player_key=player.player_key,
+            device_at=message.device_at,
+            timezone=player.timezone or message.valid_timezone,
+            event_id=None if is_view else self._impression_id(report),
+        )
+
+    def _impression_id(self, report: Report) -> str:
+        """A ULID derived from the delivery, so a retried event overwrites, never duplicates."""
+        message = report.message
+        assert message is not None
+        received = report.event.get("received_at") if report.token else None
+        if isinstance(received, int) and 0 <= received < _MAX_ULID_MS:
+            ms, salt = received, report.token
+        else:
+            ms, salt = int(report.now.timestamp() * 1000), uuid.uuid4().hex
+        seed = f"{report.player_key}|{message.post_id}|{message.timestamp}|{salt}"
+        randomness = hashlib.sha256(seed.encode()).digest()[:10]
+        return str(ULID.from_bytes(ms.to_bytes(6, "big") + randomness))
+
+    def _ack(self, report: Report, outcome: PlayerOutcome) -> bool:
+        if report.topic_key is None or not _wants_ack(report):
+            return False
+        message = report.message
+        event = report.event if isinstance(report.event, dict) else {}
+        post_id = message.post_id if message else event.get("post_id")
+        timestamp = message.timestamp if message else event.get("timestamp")
+        ack = Ack(
+            post_id=post_id if isinstance(post_id, int) and not isinstance(post_id, bool) else None,
+            timestamp=timestamp if isinstance(timestamp, str) else None,
+            success=outcome.success,
+            counted=outcome.counted,
+            error_code=outcome.error_code,
+            error=outcome.error,
+            retry_after=outcome.retry_after_s,
+        )
+        return send_ack(self._acks, report.topic_key, ack)
+
+
+def _wants_ack(report: Report) -> bool:
+    if report.message is not None:
+        return report.message.request_ack
+    # An invalid report is acked only when it plainly asked for one.
+    return isinstance(report.event, dict) and report.event.get("request_ack") is True

@@ -1,0 +1,78 @@
+"""Decoding counter items of the ``aggregates`` table (docs/data-model.md) into typed days.
+
+Attribute names are ``{measure}{dimension}:{value}``; measures ``v``/``i`` (Views,
+Impressions) and ``av``/``ai`` (the same for signed-in Visitors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MEASURES = ("v", "i", "av", "ai")
+# Longest first, so "ch" is not read as "c" + "h...".
+DIMENSIONS = ("ch", "po", "c", "d", "s", "r", "h")
+# Measure prefixes to try, longest first ("av" before "v").
+_MEASURE_PREFIXES = ("av", "ai", "v", "i")
+# The exact distinct-Visitor count a closed Day stores, per measure that has one.
+UNIQUE_ATTRIBUTE = {"v": "uv", "av": "auv"}
+
+
+@dataclass
+class DayCounters:
+    """One ``D#{day}`` item: totals and breakdowns per measure, and what the close added."""
+
+    day: str
+    closed: bool = False
+    totals: dict[str, int] = field(default_factory=dict)
+    parts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    unique: dict[str, int] = field(default_factory=dict)
+    first_at: str | None = None
+    last_at: str | None = None
+
+    def total(self, measure: str) -> int:
+        return self.totals.get(measure, 0)
+
+    def breakdown(self, measure: str, dimension: str) -> dict[str, int]:
+        return self.parts.get(measure, {}).get(dimension, {})
+
+
+def split_name(name: str) -> tuple[str, str, str] | None:
+    """``"avc:BR"`` -> ``("av", "c", "BR")``; None for anything that is not a breakdown."""
+    prefix, sep, value = name.partition(":")
+    if not sep or not value:
+        return None
+    for measure in _MEASURE_PREFIXES:
+        if prefix.startswith(measure) and prefix[len(measure) :] in DIMENSIONS:
+            return measure, prefix[len(measure) :], value
+    return None
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def day_counters(day: str, item: Mapping[str, Any]) -> DayCounters:
+    out = DayCounters(day=day, closed=bool(item.get("closed")))
+    for name, value in item.items():
+        if name in MEASURES:
+            out.totals[name] = _count(value)
+            continue
+        split = split_name(name)
+        if split is None:
+            continue
+        measure, dimension, key = split
+        count = _count(value)
+        if count:
+            out.parts.setdefault(measure, {}).setdefault(dimension, {})[key] = count
+    for measure, attribute in UNIQUE_ATTRIBUTE.items():
+        if out.closed and attribute in item:
+            out.unique[measure] = _count(item[attribute])
+    first, last = item.get("first_at"), item.get("last_at")
+    out.first_at = str(first) if first else None
+    out.last_at = str(last) if last else None
+    return out

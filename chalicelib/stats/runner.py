@@ -1,0 +1,463 @@
+"""The stats runner: read precomputed day items, spread them over the asked local dates,
+zero-fill the series and build PostStats / ArtistStats / SiteStats (DESIGN §3).
+
+Cost is O(UTC Days in the range): one Query for the ``D#{day}`` items, one batch read of
+the close watermark and the stream position, and one Query for the ``H#{day}`` sketches
+only when a range needs a union. How each number
+is computed, and which are approximate, is written down in docs/stats.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from chalicelib.clock import Clock
+from chalicelib.stats import sketches
+from chalicelib.stats.counters import DayCounters, day_counters
+from chalicelib.stats.query import StatsQuery
+from chalicelib.storage import keys
+from chalicelib.storage.codec import iso, parse_iso
+from chalicelib.storage.ports import AggregateStore
+
+Kind = Literal["post", "artist", "site"]
+
+TOP_COUNTRIES = 10
+TOP_REFERRERS = 10
+DEVICES = ("desktop", "mobile", "tablet", "player")
+SOURCES = ("web", "widget", "api", "player")
+PLAY_ORDERS = ("0", "1", "2")
+# Breakdown dimensions reported per measure (``h`` is reported as ``by_hour_local``).
+REPORTED = (
+    ("country", "c"),
+    ("device", "d"),
+    ("source", "s"),
+    ("channel", "ch"),
+    ("play_order", "po"),
+    ("referrer", "r"),
+)
+# The value under which a closed item sums the long tail of an open-ended breakdown.
+CAPPED_TAIL = "~other"
+# An hour bucket with no hour counters at all is placed at midday UTC of its Day.
+FALLBACK_HOUR = 12
+
+# The attribute of an ``H#{day}`` item holding the sketch of each measure's Visitors.
+SKETCH_ATTRIBUTE = {"v": "hll", "av": "ahll"}
+# (measure, day) -> the day's sketch; built lazily by the caller (one read for the range).
+SketchSource = Callable[[str, Sequence[str]], Mapping[str, Any]]
+
+
+@dataclass
+class _Spread:
+    """One measure's counters spread over the window's local dates."""
+
+    in_window: dict[str, int] = field(default_factory=dict)  # UTC Day -> count in window
+    daily: dict[date, int] = field(default_factory=dict)
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)
+    share: dict[str, dict[date, int]] = field(default_factory=dict)  # Day -> local date -> n
+    hours_in: dict[str, list[int]] = field(default_factory=dict)  # Day -> UTC hours in window
+
+    @property
+    def total(self) -> int:
+        return sum(self.in_window.values())
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: int
+    approximate: bool
+
+
+def apportion(counts: Mapping[str, int], numerator: int, denominator: int) -> dict[str, int]:
+    """Scale counts by numerator/denominator in integers (largest remainder), so a scaled
+    breakdown still adds up to the scaled total."""
+    if denominator <= 0 or numerator <= 0:
+        return {}
+    if numerator >= denominator:
+        return dict(counts)
+    total = sum(counts.values())
+    target = (total * numerator * 2 + denominator) // (2 * denominator)
+    floors = {k: n * numerator // denominator for k, n in counts.items()}
+    rests = sorted(counts, key=lambda k: (-(counts[k] * numerator % denominator), k))
+    for key in rests[: max(0, target - sum(floors.values()))]:
+        floors[key] += 1
+    return {k: n for k, n in floors.items() if n}
+
+
+def top(counts: Mapping[str, int], n: int, *, other: bool) -> dict[str, int]:
+    """The ``n`` largest counts (ties by key), the rest summed as ``other`` when asked."""
+    ranked = sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: (-kv[1], kv[0]))
+    out = dict(ranked[:n])
+    rest = sum(v for _, v in ranked[n:])
+    if other and rest:
+        out["other"] = rest
+    return out
+
+
+def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for key, n in counts.items():
+        into[key] = into.get(key, 0) + n
+
+
+def spread(query: StatsQuery, days: Iterable[DayCounters], measure: str) -> _Spread:
+    """Place each UTC hour bucket of ``measure`` at the local date and hour of its midpoint."""
+    window = set(query.dates)
+    out = _Spread()
+    for day in days:
+        total = day.total(measure)
+        if total <= 0:
+            continue
+        inside = 0
+        share: dict[date, int] = {}
+        hours_in: list[int] = []
+        bucketed = 0
+        for hour_text, n in day.breakdown(measure, "h").items():
+            if not hour_text.isdigit() or not 0 <= int(hour_text) < 24:
+                continue
+            hour = int(hour_text)
+            bucketed += n
+            local_date, local_hour = query.local_slot(day.day, hour)
+            if local_date in window:
+                inside += n
+                share[local_date] = share.get(local_date, 0) + n
+                out.hours[local_hour] += n
+                hours_in.append(hour)
+        if total > bucketed:
+            # Counters without hour buckets (should not happen): placed at midday UTC.
+            local_date, _ = query.local_slot(day.day, FALLBACK_HOUR)
+            if local_date in window:
+                inside += total - bucketed
+                share[local_date] = share.get(local_date, 0) + total - bucketed
+        if not inside:
+            continue
+        inside = min(inside, total)
+        out.in_window[day.day] = inside
+        out.share[day.day] = share
+        out.hours_in[day.day] = sorted(hours_in)
+        for local_date, n in share.items():
+            out.daily[local_date] = out.daily.get(local_date, 0) + n
+        for _, dimension in REPORTED:
+            counts = day.breakdown(measure, dimension)
+            if counts:
+                _add(out.parts.setdefault(dimension, {}), apportion(counts, inside, total))
+    return out
+
+
+class _Uniques:
+    """Distinct Visitors (measure ``v``) or signed-in Visitors (``av``) of one target."""
+
+    def __init__(
+        self,
+        measure: str,
+        days: Sequence[DayCounters],
+        spread_: _Spread,
+        single_post: bool,
+        sketch_source: SketchSource,
+    ) -> None:
+        self.measure = measure
+        self.days = {d.day: d for d in days}
+        self.spread = spread_
+        self.single_post = single_post
+        self.sketch_source = sketch_source
+        closed = [d for d in days if d.closed and measure in d.unique and d.total(measure) > 0]
+        counted = sum(d.total(measure) for d in closed)
+        # Open Days of an artist or the site: Views/Visitor as on the closed Days read.
+        self.ratio = sum(d.unique[measure] for d in closed) / counted if counted else 1.0
+
+    def day(self, day: DayCounters) -> tuple[float, bool]:
+        """A whole UTC Day's distinct Visitors, and whether that figure is exact."""
+        if self.single_post:
+            # Views are unique per (Visitor, Post, Day): one post's Day has uv = v.
+            return float(day.total(self.measure)), True
+        if day.closed and self.measure in day.unique:
+            return float(day.unique[self.measure]), True
+        return day.total(self.measure) * self.ratio, False
+
+    def _part(self, day_name: str, count: int) -> float:
+        day = self.days[day_name]
+        value, _ = self.day(day)
+        total = day.total(self.measure)
+        return value * count / total if total else 0.0
+
+    def daily(self, local_date: date) -> Estimate:
+        parts = [
+            (name, share[local_date])
+            for name, share in self.spread.share.items()
+            if share.get(local_date)
+        ]
+        if not parts:
+            return Estimate(0, False)
+        value = sum(self._part(name, n) for name, n in parts)
+        (name, n), *others = parts
+        exact = (
+            not others and n == self.days[name].total(self.measure) and self.day(self.days[name])[1]
+        )
+        return Estimate(round(value), not exact)
+
+    def range(self) -> Estimate:
+        inside = self.spread.in_window
+        if not inside:
+            return Estimate(0, False)
+        if len(inside) == 1:
+            [(name, n)] = inside.items()
+            value, exact = self.day(self.days[name])
+            if n == self.days[name].total(self.measure):
+                return Estimate(round(value), not exact)
+        closed = [name for name in sorted(inside) if self.days[name].closed]
+        found = self.sketch_source(self.measure, closed) if len(inside) > 1 else {}
+        with_sketch = [name for name in closed if found.get(name) is not None]
+        union = sketches.union_estimate(found[name] for name in with_sketch) or 0.0
+        whole = sum(self.day(self.days[name])[0] for name in with_sketch)
+        scaled = sum(self._part(name, inside[name]) for name in with_sketch)
+        if whole > scaled > 0:
+            union *= scaled / whole  # edge Days only partly in the local window
+        rest = sum(self._part(name, n) for name, n in inside.items() if name not in with_sketch)
+        novelty = self._novelty(with_sketch, found) if rest else 1.0
+        estimate = union + novelty * rest
+        parts = [self._part(name, n) for name, n in inside.items()]
+        estimate = min(max(estimate, max(parts)), sum(parts))
+        return Estimate(round(estimate), True)
+
+    def _novelty(self, with_sketch: Sequence[str], found: Mapping[str, Any]) -> float:
+        """The share of a recent Day's Visitors that were new to the range: how much the
+        union grew over the last (up to) three closed Days, per distinct Visitor of theirs.
+        Open Days (no sketch yet) are assumed to bring new Visitors at that rate."""
+        if len(with_sketch) < 2:
+            return 1.0
+        recent = list(with_sketch[-3:]) if len(with_sketch) > 3 else list(with_sketch[1:])
+        before = [found[name] for name in with_sketch if name not in recent]
+        grown = (sketches.union_estimate(found[name] for name in with_sketch) or 0.0) - (
+            sketches.union_estimate(before) or 0.0
+        )
+        recent_uniques = sum(self.day(self.days[name])[0] for name in recent)
+        if recent_uniques <= 0:
+            return 1.0
+        return min(1.0, max(0.0, grown / recent_uniques))
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """What the runner knows about completeness: the close watermark and the live position."""
+
+    watermark: str | None
+    live_as_of: datetime | None = None
+
+
+def fresh_as_of(query_days: Sequence[str], freshness: Freshness, now: datetime) -> datetime:
+    """The newest instant the counters read are known complete to.
+
+    A range of closed Days is final up to the end of the watermark Day; a range with open
+    Days is as fresh as the live counters (the stream position when known, else now).
+    """
+    mark = freshness.watermark
+    if mark and query_days and query_days[-1] <= mark:
+        end = datetime.combine(date.fromisoformat(mark) + timedelta(days=1), time(), tzinfo=UTC)
+        return min(end, now)
+    return min(freshness.live_as_of or now, now)
+
+
+def _block(
+    query: StatsQuery,
+    days: Sequence[DayCounters],
+    views: str,
+    impressions: str,
+    single_post: bool,
+    sketch_source: SketchSource,
+) -> dict[str, Any]:
+    """The totals, breakdowns and daily series for one pair of measures (all or signed-in)."""
+    seen, shown = spread(query, days, views), spread(query, days, impressions)
+    uniques = _Uniques(views, days, seen, single_post, sketch_source)
+    unique = uniques.range()
+    out: dict[str, Any] = {
+        "views": seen.total,
+        "impressions": shown.total,
+        "unique_visitors": unique.value,
+        "unique_visitors_approximate": unique.approximate,
+    }
+    for prefix, spread_ in (("by_", seen), ("impressions_by_", shown)):
+        for name, dimension in REPORTED:
+            counts = spread_.parts.get(dimension, {})
+            if dimension == "c":
+                value: dict[str, int] = top(counts, TOP_COUNTRIES, other=True)
+            elif dimension == "r":
+                # The close folds a long tail into "~other": not a domain, never ranked.
+                named = {k: n for k, n in counts.items() if k != CAPPED_TAIL}
+                value = top(named, TOP_REFERRERS, other=False)
+            elif dimension == "d":
+                value = {k: counts.get(k, 0) for k in DEVICES}
+            elif dimension == "s":
+                value = {k: counts.get(k, 0) for k in SOURCES}
+            elif dimension == "po":
+                value = {k: counts.get(k, 0) for k in PLAY_ORDERS}
+                value.update({k: n for k, n in counts.items() if k not in PLAY_ORDERS})
+            else:
+                value = top(counts, len(counts), other=False)
+                if CAPPED_TAIL in value:
+                    value["other"] = value.pop(CAPPED_TAIL)
+            out[f"{prefix}{name}"] = value
+        out[f"{prefix}hour_local"] = list(spread_.hours)
+    daily = []
+    daily_approximate = False
+    for local_date in query.dates:
+        estimate = uniques.daily(local_date)
+        daily_approximate |= estimate.approximate
+        daily.append(
+            {
+                "date": local_date.isoformat(),
+                "views": seen.daily.get(local_date, 0),
+                "impressions": shown.daily.get(local_date, 0),
+                "unique_visitors": estimate.value,
+            }
+        )
+    out["daily"] = daily
+    out["daily_unique_visitors_approximate"] = daily_approximate
+    return out
+
+
+def _view_bounds(
+    query: StatsQuery, days: Sequence[DayCounters], seen: _Spread
+) -> tuple[str | None, str | None]:
+    """First and last View in the window: the stored instants, or, on a Day only partly
+    inside the window, the edge of its first/last hour bucket inside (hour precision)."""
+    firsts: list[tuple[datetime, str]] = []
+    lasts: list[tuple[datetime, str]] = []
+    for day in days:
+        inside = seen.in_window.get(day.day, 0)
+        if not inside:
+            continue
+        whole = inside == day.total("v") and len(seen.share.get(day.day, {})) == 1
+        start = datetime.combine(date.fromisoformat(day.day), time(), tzinfo=UTC)
+        hours = seen.hours_in.get(day.day) or [FALLBACK_HOUR]
+        for stored, pick, bucket in (
+            (day.first_at, firsts, start + timedelta(hours=hours[0])),
+            (day.last_at, lasts, start + timedelta(hours=hours[-1] + 1, milliseconds=-1)),
+        ):
+            at = _parse(stored)
+            if at is not None and (whole or query.start <= at < query.end):
+                pick.append((at, str(stored)))
+            else:
+                clipped = min(max(bucket, query.start), query.end - timedelta(milliseconds=1))
+                pick.append((clipped, iso(clipped)))
+    first = min(firsts)[1] if firsts else None
+    last = max(lasts)[1] if lasts else None
+    return first, last
+
+
+def _parse(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_iso(text)
+    except ValueError:
+        return None
+
+
+def build_stats(
+    query: StatsQuery,
+    days: Sequence[DayCounters],
+    *,
+    kind: Kind,
+    sketch_source: SketchSource,
+    freshness: Freshness,
+    now: datetime,
+) -> dict[str, Any]:
+    """PostStats / the shared part of ArtistStats and SiteStats, from the Days read."""
+    single_post = kind == "post"
+    everyone = _block(query, days, "v", "i", single_post, sketch_source)
+    signed_in = _block(query, days, "av", "ai", single_post, sketch_source)
+    first, last = _view_bounds(query, days, spread(query, days, "v"))
+    return {
+        "from": query.first.isoformat(),
+        "to": query.last.isoformat(),
+        "tz": query.tz_name,
+        "computed_at": iso(now),
+        "fresh_as_of": iso(fresh_as_of(query.utc_days(), freshness, now)),
+        **everyone,
+        "authenticated": signed_in,
+        "first_view_at": first,
+        "last_view_at": last,
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    """Whose items to read: a post (``P#``), an artist (``A#``) or the site."""
+
+    kind: Kind
+    pk: str
+
+
+class StatsRunner:
+    """Reads the items one target needs through the ``AggregateStore`` port."""
+
+    def __init__(self, aggregates: AggregateStore, clock: Clock) -> None:
+        self._aggregates = aggregates
+        self._clock = clock
+
+    def read_days(self, target: Target, query: StatsQuery) -> list[DayCounters]:
+        """The ``D#{day}`` items of every UTC Day the window touches (one Query)."""
+        utc_days = query.utc_days()
+        items = self._aggregates.query_days(target.pk, utc_days[0], utc_days[-1])
+        return [day_counters(keys.day_of_aggregate_sk(str(item["sk"])), item) for item in items]
+
+    def freshness(self) -> Freshness:
+        """The close watermark and the stream's position, in one batch read."""
+        mark_key, pump_key = keys.watermark_key(), keys.pump_state_key()
+        found = self._aggregates.get_items([mark_key, pump_key])
+        mark = (found.get(mark_key) or {}).get("day")
+        position = (found.get(pump_key) or {}).get("last_record_at")
+        return Freshness(str(mark) if mark else None, _parse(str(position) if position else None))
+
+    def sketch_source(self, target: Target) -> SketchSource:
+        """Reads the ``H#{day}`` items on first need (one Query over the closed Days asked,
+        both measures' sketches at once)."""
+        fetched: dict[str, dict[str, Any]] = {}
+        asked: set[str] = set()
+
+        def source(measure: str, day_names: Sequence[str]) -> dict[str, Any]:
+            missing = sorted(set(day_names) - asked)
+            if missing:
+                first, last = (
+                    keys.sketch_key(target.pk, missing[0]),
+                    keys.sketch_key(target.pk, missing[-1]),
+                )
+                for item in self._aggregates.query_range(target.pk, first[1], last[1]):
+                    fetched[keys.day_of_aggregate_sk(str(item["sk"]))] = item
+                asked.update(missing)
+            out: dict[str, Any] = {}
+            attribute = SKETCH_ATTRIBUTE[measure]
+            for name in day_names:
+                raw = sketches.sketch_bytes((fetched.get(name) or {}).get(attribute))
+                sketch = sketches.decode(raw) if raw else None
+                if sketch is not None:
+                    out[name] = sketch
+            return out
+
+        return source
+
+    def stats(self, target: Target, query: StatsQuery) -> dict[str, Any]:
+        days = self.read_days(target, query)
+        return build_stats(
+            query,
+            days,
+            kind=target.kind,
+            sketch_source=self.sketch_source(target),
+            freshness=self.freshness(),
+            now=self._clock.now(),
+        )
+
+    def daily(self, target: Target, query: StatsQuery) -> dict[str, Any]:
+        """Only the daily series (the CSV): no sketches are read."""
+        days = self.read_days(target, query)
+
+        def no_sketches(measure: str, day_names: Sequence[str]) -> dict[str, Any]:
+            return {}
+
+        single_post = target.kind == "post"
+        return {
+            "everyone": _block(query, days, "v", "i", single_post, no_sketches),
+            "signed_in": _block(query, days, "av", "ai", single_post, no_sketches),
+        }

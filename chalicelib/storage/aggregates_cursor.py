@@ -1,0 +1,58 @@
+"""An artist's post listing (the ``by_views`` index), the same for both ``AggregateStore``
+adapters: the opaque page cursor (base64url JSON of the last entry's index key) and the
+rows a page returns (each listed post's lifetime ``TOTAL`` item)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chalicelib.errors import BadRequest
+from chalicelib.storage import keys
+
+IndexKey = tuple[int, str, str]
+
+
+def index_key(item: Mapping[str, Any]) -> IndexKey:
+    """Where an item sits in the index: Views, then the table key (ties)."""
+    return int(item["v"]), str(item["pk"]), str(item["sk"])
+
+
+def encode_cursor(item: Mapping[str, Any]) -> str:
+    body = {"g": item["gpk"], "v": int(item["v"]), "pk": item["pk"], "sk": item["sk"]}
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, gpk: str) -> IndexKey:
+    """The index key a cursor points after; ``BadRequest`` for anything we did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body = json.loads(raw)
+        if body["g"] != gpk:
+            raise ValueError("a cursor of another listing")
+        return int(body["v"]), str(body["pk"]), str(body["sk"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise BadRequest(
+            "the cursor is not valid for this listing", code="invalid_cursor"
+        ) from None
+
+
+def lifetime_rows(
+    entries: Sequence[Mapping[str, Any]], totals: Mapping[str, Mapping[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """The listed posts' ``TOTAL`` items in index order (a post listed twice appears once;
+    a post without TOTAL yet gets a bare row)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in entries:
+        pk = str(entry["pk"])
+        if pk in seen:
+            continue
+        seen.add(pk)
+        total = totals.get(pk)
+        rows.append(dict(total) if total else {"pk": pk, "sk": keys.TOTAL_SK, "v": 0})
+    return rows

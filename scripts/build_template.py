@@ -1,0 +1,576 @@
+#!/usr/bin/env python3
+"""Build the AWS stack of one stage from the code's single sources.
+
+Writes the CloudFormation that ``chalice package --merge-template`` deep-merges into the SAM
+template Chalice generates, built from:
+
+* ``infra/resources.yaml`` (parameters, alarm topic) and ``infra/functions/<name>.yaml`` for
+  each Lambda the app defines (queues, the stream mapping, function-specific settings);
+* ``chalicelib/storage/tables.py``: the DynamoDB tables (on demand, TTL, stream, GSIs,
+  point-in-time recovery, KMS encryption), named ``vts-{stage}-{name}`` as Settings expects;
+* ``iot_rules/``: each topic rule, its invoke permission (scoped to the rule's ARN), its
+  error log group and role, and the player IoT policy derived from the rule's topic;
+* the app itself: per function its name ``vts-{stage}-{name}``, log group, the table
+  environment (Refs), an error alarm; every queue gets a "not empty" alarm.
+
+The IAM policy of each function is ``.chalice/policy-<function>.json``
+(``autogen_policy: false``); those files name resources of this template through
+intrinsics (``Fn::GetAtt``/``Fn::Sub``), and this script fails if one names a resource
+or parameter that the stack does not have. See docs/adr/ for why.
+
+    scripts/build_template.py --stage prod                  # build/prod-merge.json only
+    scripts/build_template.py --stage prod --package build/prod
+        # + chalice package, a check that every runtime pin is in the zip, cfn-lint
+
+Offline and without credentials (chalice reuses its cached dependency zip after a first
+run that can reach the package index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+INFRA = ROOT / "infra"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+SSM_PARAMETERS = {  # template parameter -> default SSM name (per stage)
+    "JwtSecretParameter": "/vts/{stage}/jwt-secret",
+    "VisitorKeyParameter": "/vts/{stage}/visitor-key",
+}
+ERRORS_ALARM = {"Period": 300, "Threshold": 1}
+QUEUE_TYPE = "AWS::SQS::Queue"
+DISPOSABLE = {QUEUE_TYPE, "AWS::Logs::LogGroup"}
+PSEUDO = {
+    "AWS::AccountId", "AWS::Region", "AWS::Partition", "AWS::StackName", "AWS::StackId",
+    "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs",
+}
+
+
+class BuildError(Exception):
+    """The sources disagree (a policy names a missing resource, a function has no fragment)."""
+
+
+# ---- names --------------------------------------------------------------------------------
+
+def cfn_name(name: str) -> str:
+    """The logical ID Chalice gives a resource named ``name`` (``close_days`` -> CloseDays)."""
+    from chalice.utils import to_cfn_resource_name
+
+    return str(to_cfn_resource_name(name))
+
+
+def function_id(function: str) -> str:
+    # Chalice calls the API Lambda "APIHandler", and its role "ApiHandlerRole".
+    return "APIHandler" if function == "api_handler" else cfn_name(function)
+
+
+def table_id(logical: str) -> str:
+    return f"{cfn_name(logical)}Table"
+
+
+def physical_table_name(stage: str, logical: str) -> str:
+    return f"vts-{stage}-{logical}"
+
+
+def function_name(stage: str, function: str) -> str:
+    return f"vts-{stage}-{function}"
+
+
+# ---- sources ------------------------------------------------------------------------------
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise BuildError(f"{path}: expected a mapping")
+    return data
+
+
+def deep_merge(base: Any, extra: Any) -> Any:
+    """Merge ``extra`` into ``base`` the way ``chalice package --merge-template`` does:
+    mappings merge key by key, anything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(extra, dict):
+        merged = dict(base)
+        for key, value in extra.items():
+            merged[key] = deep_merge(base.get(key), value)
+        return merged
+    return copy.deepcopy(extra)
+
+
+def app_functions() -> list[str]:
+    """The Lambda functions the Chalice app defines, by Chalice name."""
+    from app import app
+
+    names: list[str] = []
+    if app.routes:
+        names.append("api_handler")
+    names += [f.name for f in app.pure_lambda_functions]
+    names += [source.name for source in app.event_sources]
+    return sorted(set(names))
+
+
+def policy_files() -> dict[str, Path]:
+    """function -> its IAM policy file, as .chalice/config.json configures it."""
+    config = json.loads(CHALICE_CONFIG.read_text())
+    if config.get("autogen_policy", True):
+        raise BuildError(".chalice/config.json must set autogen_policy: false")
+    files = {}
+    for function, settings in config.get("lambda_functions", {}).items():
+        if "iam_policy_file" in settings:
+            files[function] = ROOT / ".chalice" / settings["iam_policy_file"]
+    return files
+
+
+# ---- generated resources ------------------------------------------------------------------
+
+def table_resources(stage: str) -> dict[str, Any]:
+    from chalicelib.storage.tables import TABLES, create_table_request
+
+    resources: dict[str, Any] = {}
+    for logical, spec in TABLES.items():
+        request = create_table_request(logical, physical_table_name(stage, logical))
+        properties: dict[str, Any] = {
+            "TableName": request["TableName"],
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": request["KeySchema"],
+            "AttributeDefinitions": request["AttributeDefinitions"],
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            # DynamoDB always encrypts; this picks the AWS managed KMS key, whose use is
+            # visible in CloudTrail.
+            "SSESpecification": {"SSEEnabled": True},
+        }
+        for index_kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            indexes = request.get(index_kind) or spec.get(index_kind)
+            if indexes:
+                properties[index_kind] = [
+                    {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
+                    for index in indexes
+                ]
+        stream = request.get("StreamSpecification")
+        if stream and stream.get("StreamEnabled", True):
+            properties["StreamSpecification"] = {"StreamViewType": stream["StreamViewType"]}
+        if spec.get("TimeToLive"):
+            properties["TimeToLiveSpecification"] = {
+                "AttributeName": spec["TimeToLive"],
+                "Enabled": True,
+            }
+        resources[table_id(logical)] = {
+            "Type": "AWS::DynamoDB::Table",
+            # Data outlives stacks: deleting the stack keeps the tables (docs/deploy.md).
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": properties,
+        }
+    return resources
+
+
+def table_environment() -> dict[str, Any]:
+    from chalicelib.storage.tables import TABLES
+
+    return {f"VTS_{logical.upper()}_TABLE": {"Ref": table_id(logical)} for logical in TABLES}
+
+
+def function_resources(stage: str, function: str) -> dict[str, Any]:
+    """Name, log group, table environment and error alarm of one function."""
+    fid = function_id(function)
+    log_group = f"{cfn_name(function)}LogGroup"
+    return {
+        fid: {
+            "Properties": {
+                "FunctionName": function_name(stage, function),
+                "Environment": {"Variables": table_environment()},
+            }
+        },
+        # Created by the stack (not on first log line) so the role can name it exactly.
+        log_group: {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": f"/aws/lambda/{function_name(stage, function)}",
+                "RetentionInDays": 30,
+            },
+        },
+        f"{fid}ErrorsAlarm": alarm(
+            f"{function} raised errors (unhandled exceptions, timeouts)",
+            namespace="AWS/Lambda",
+            metric="Errors",
+            dimensions={"FunctionName": {"Ref": fid}},
+            statistic="Sum",
+            period=ERRORS_ALARM["Period"],
+            threshold=ERRORS_ALARM["Threshold"],
+            comparison="GreaterThanOrEqualToThreshold",
+        ),
+    }
+
+
+def alarm(
+    description: str,
+    *,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, Any],
+    statistic: str,
+    period: int,
+    threshold: float,
+    comparison: str = "GreaterThanThreshold",
+) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            "Statistic": statistic,
+            "Period": period,
+            "EvaluationPeriods": 1,
+            "Threshold": threshold,
+            "ComparisonOperator": comparison,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "AlarmTopic"}],
+            "OKActions": [{"Ref": "AlarmTopic"}],
+        },
+    }
+
+
+def thing_topic(topic_filter: str) -> str:
+    """The topic of the one player a connection may act for: the filter's single ``+`` level
+    (the player key) becomes the connection's own Thing name."""
+    levels = topic_filter.split("/")
+    if levels.count("+") != 1 or "#" in levels:
+        raise BuildError(f"topic filter {topic_filter!r}: expected exactly one '+' level")
+    return "/".join("${!iot:Connection.Thing.ThingName}" if p == "+" else p for p in levels)
+
+
+def iot_arn(kind: str, rest: str) -> dict[str, str]:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:iot:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/{rest}"}
+
+
+def player_policy(stage: str, topics: list[str]) -> dict[str, Any]:
+    """The IoT policy every player certificate gets: its own client id, its own topics.
+
+    Players are Things named by their player key, attached to their certificate with
+    exclusive association, so ``iot:Connection.Thing.ThingName`` is the key whatever the
+    client id; p3a firmware connects as ``p3a-{player_key}``.
+    """
+    thing = "${!iot:Connection.Thing.ThingName}"
+    return {
+        "Type": "AWS::IoT::Policy",
+        "Properties": {
+            "PolicyName": f"vts-{stage}-player",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Connect",
+                        "Resource": [iot_arn("client", thing), iot_arn("client", f"p3a-{thing}")],
+                        "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Publish",
+                        "Resource": [iot_arn("topic", t) for t in topics],
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Subscribe",
+                        "Resource": [iot_arn("topicfilter", f"{t}/ack") for t in topics],
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Receive",
+                        "Resource": [iot_arn("topic", f"{t}/ack") for t in topics],
+                    },
+                ],
+            },
+        },
+    }
+
+
+def rule_resources(stage: str, functions: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The topic rules whose functions the app defines, and the player topics they read."""
+    from iot_rules import load_rule, rule_names
+
+    resources: dict[str, Any] = {}
+    topics: list[str] = []
+    for name in rule_names():
+        rule = load_rule(name)
+        missing = [f for f in rule.functions if f not in functions]
+        if missing:
+            print(f"build_template: rule {name} skipped: the app has no {', '.join(missing)}",
+                  file=sys.stderr)
+            continue
+        rid = cfn_name(name)
+        error_logs = f"{rid}RuleErrorsLogGroup"
+        error_role = f"{rid}RuleErrorRole"
+        resources[f"{rid}TopicRule"] = rule.cloudformation(
+            function_arn=lambda f: {"Fn::GetAtt": [function_id(f), "Arn"]},
+            error_log_group=lambda _name, ref=error_logs: {"Ref": ref},
+            error_role_arn={"Fn::GetAtt": [error_role, "Arn"]},
+            # Topic rule names allow only [A-Za-z0-9_]; one per stage and account.
+            rule_name=f"{rule.name}_{stage}",
+        )
+        for function in rule.functions:
+            resources[f"{rid}{function_id(function)}InvokePermission"] = {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "FunctionName": {"Fn::GetAtt": [function_id(function), "Arn"]},
+                    "Action": "lambda:InvokeFunction",
+                    "Principal": "iot.amazonaws.com",
+                    "SourceAccount": {"Ref": "AWS::AccountId"},
+                    "SourceArn": {"Fn::GetAtt": [f"{rid}TopicRule", "Arn"]},
+                },
+            }
+        log_name = rule.error_action["cloudwatchLogs"]["logGroup"]
+        resources[error_logs] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": f"/vts/{stage}/iot/{log_name}", "RetentionInDays": 30},
+        }
+        resources[error_role] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": {"Service": "iot.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                    }],
+                },
+                "Policies": [{
+                    "PolicyName": "WriteRuleErrors",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": {"Fn::GetAtt": [error_logs, "Arn"]},
+                        }],
+                    },
+                }],
+            },
+        }
+        # Anything in the error log is a report IoT could not hand to the Lambda.
+        resources[f"{rid}RuleErrorsAlarm"] = alarm(
+            f"IoT rule {rule.name} could not deliver reports (see the error log group)",
+            namespace="AWS/Logs",
+            metric="IncomingLogEvents",
+            dimensions={"LogGroupName": {"Ref": error_logs}},
+            statistic="Sum",
+            period=300,
+            threshold=0,
+        )
+        topics.append(thing_topic(rule.topic_filter))
+    return resources, topics
+
+
+def queue_alarms(resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{qid}NotEmptyAlarm": alarm(
+            f"{qid} holds messages: work that failed and waits for an operator",
+            namespace="AWS/SQS",
+            metric="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": {"Fn::GetAtt": [qid, "QueueName"]}},
+            statistic="Maximum",
+            period=300,
+            threshold=0,
+        )
+        for qid, resource in sorted(resources.items())
+        if resource.get("Type") == QUEUE_TYPE
+    }
+
+
+# ---- the template -------------------------------------------------------------------------
+
+def build(stage: str, functions: list[str] | None = None) -> dict[str, Any]:
+    """The merge template for ``stage`` (``functions`` defaults to the app's)."""
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", stage):
+        raise BuildError(f"stage {stage!r}: use lower-case letters and digits")
+    functions = app_functions() if functions is None else functions
+    template = load_yaml(INFRA / "resources.yaml")
+    parameters = template.setdefault("Parameters", {})
+    parameters["Stage"] = {
+        "Type": "String",
+        "Default": stage,
+        "AllowedValues": [stage],
+        "Description": "The Chalice stage this template was packaged for",
+    }
+    for parameter, default in SSM_PARAMETERS.items():
+        parameters[parameter]["Default"] = default.format(stage=stage)
+
+    resources = template.setdefault("Resources", {})
+    resources.update(table_resources(stage))
+    for function in functions:
+        fragment = INFRA / "functions" / f"{function}.yaml"
+        if not fragment.exists():
+            raise BuildError(f"the app defines {function} but {fragment.relative_to(ROOT)} is missing")
+        template = deep_merge(template, load_yaml(fragment))
+        template = deep_merge(template, {"Resources": function_resources(stage, function)})
+    for fragment in sorted((INFRA / "functions").glob("*.yaml")):
+        if fragment.stem not in functions:
+            print(f"build_template: {fragment.relative_to(ROOT)} skipped: the app has no "
+                  f"{fragment.stem}", file=sys.stderr)
+    rules, topics = rule_resources(stage, functions)
+    template["Resources"].update(rules)
+    if topics:
+        template["Resources"]["PlayerIotPolicy"] = player_policy(stage, topics)
+        template.setdefault("Outputs", {})["PlayerIotPolicyName"] = {"Value": {"Ref": "PlayerIotPolicy"}}
+    template["Resources"].update(queue_alarms(template["Resources"]))
+    for resource in template["Resources"].values():
+        # Stated, not defaulted: queues and logs go with the stack (the tables do not).
+        if resource.get("Type") in DISPOSABLE:
+            resource.setdefault("DeletionPolicy", "Delete")
+            resource.setdefault("UpdateReplacePolicy", "Delete")
+    outputs = template.setdefault("Outputs", {})
+    for logical in ("events", "aggregates", "registry"):
+        outputs[f"{table_id(logical)}Name"] = {"Value": {"Ref": table_id(logical)}}
+    check_policies(template, functions)
+    return template
+
+
+def references(node: Any) -> set[str]:
+    """Logical names an intrinsic-laden document refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) else str(value).split(".")[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text, variables = (value[0], value[1]) if isinstance(value, list) else (value, {})
+                for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                    if name not in variables:
+                        found.add(name.split(".")[0])
+                found |= references(variables)
+            else:
+                found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
+def check_policies(template: dict[str, Any], functions: list[str]) -> None:
+    """Each function's policy file exists and names only what the stack will have."""
+    files = policy_files()
+    known = set(template.get("Resources", {})) | set(template.get("Parameters", {})) | PSEUDO
+    known |= {function_id(f) for f in functions}  # Chalice creates the functions themselves
+    for function in functions:
+        path = files.get(function)
+        if path is None or not path.exists():
+            raise BuildError(f"{function} has no iam_policy_file in .chalice/config.json")
+        unknown = references(json.loads(path.read_text())) - known
+        if unknown:
+            raise BuildError(f"{path.relative_to(ROOT)} names {sorted(unknown)}, "
+                             "which the stack does not define")
+
+
+# ---- packaging ----------------------------------------------------------------------------
+
+def write_template(template: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(template, indent=2, sort_keys=False) + "\n")
+
+
+def runtime_pins() -> list[str]:
+    """Distribution names pinned in requirements.txt (what the Lambda zip must contain)."""
+    pins = []
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            pins.append(re.split(r"[=<>!~\[; ]", line, maxsplit=1)[0])
+    return pins
+
+
+def missing_from_zip(zip_path: Path) -> list[str]:
+    """Pinned runtime distributions whose ``*.dist-info`` is not in the deployment zip."""
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "_", name).lower()
+
+    with zipfile.ZipFile(zip_path) as archive:
+        present = {
+            canonical(top.split("-", 1)[0])
+            for top in {n.split("/", 1)[0] for n in archive.namelist()}
+            if top.endswith(".dist-info")
+        }
+    return [pin for pin in runtime_pins() if canonical(pin) not in present]
+
+
+def package(stage: str, out: Path, lint: bool = True) -> Path:
+    """``chalice package`` with the merge template into ``out``; returns ``out/sam.json``."""
+    merge = out.with_name(f"{out.name}-merge.json")
+    write_template(build(stage), merge)
+    env = dict(os.environ)
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    chalice = Path(sys.executable).with_name("chalice")
+    answer = subprocess.run(
+        [str(chalice), "package", "--stage", stage, "--merge-template", str(merge), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )
+    sys.stdout.write(answer.stdout)
+    sys.stderr.write(answer.stderr)
+    if answer.returncode != 0:
+        raise BuildError(f"chalice package failed ({answer.returncode})")
+    missing = missing_from_zip(out / "deployment.zip")
+    if missing:
+        raise BuildError(
+            f"the Lambda zip lacks {', '.join(missing)} (no Linux wheel for the Lambda runtime, "
+            "or the package index was unreachable): what would deploy is not what the tests ran"
+        )
+    sam = out / "sam.json"
+    if lint:
+        lint_template(sam)
+    return sam
+
+
+def lint_template(path: Path) -> None:
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    answer = subprocess.run([str(cfn_lint), "--", str(path)], capture_output=True, text=True, check=False)
+    sys.stdout.write(answer.stdout)
+    # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings, 8 informational.
+    if answer.returncode & 2 or answer.returncode & 1:
+        raise BuildError(f"cfn-lint found errors in {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--out", type=Path, help="where to write the merge template "
+                        "(default build/<stage>-merge.json)")
+    parser.add_argument("--package", type=Path, metavar="DIR",
+                        help="also run chalice package into DIR, check the zip and cfn-lint it")
+    parser.add_argument("--no-lint", action="store_true", help="with --package: skip cfn-lint")
+    args = parser.parse_args(argv)
+    try:
+        if args.package:
+            sam = package(args.stage, args.package.resolve(), lint=not args.no_lint)
+            print(f"build_template: {sam.relative_to(ROOT) if sam.is_relative_to(ROOT) else sam} "
+                  f"ready for stage {args.stage}")
+        else:
+            out = args.out or ROOT / "build" / f"{args.stage}-merge.json"
+            write_template(build(args.stage), out)
+            print(f"build_template: wrote {out}")
+    except BuildError as error:
+        print(f"build_template: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
