@@ -54,7 +54,19 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def _sections(path: Path) -> dict[str, str]:
+    """The recorded sections of an existing file, by command (to update only some)."""
+    if not path.exists():
+        return {}
+    sections: dict[str, str] = {}
+    for chunk in path.read_text().split("\n## `")[1:]:
+        command, _, rest = chunk.partition("`")
+        sections[command] = "## `" + command + "`" + rest.rstrip() + "\n"
+    return sections
+
+
 def _record(path: Path, results: list[tuple[str, int, str, list[dict[str, object]]]]) -> None:
+    previous = _sections(path)
     lines = [
         "# Benchmarks",
         "",
@@ -65,8 +77,15 @@ def _record(path: Path, results: list[tuple[str, int, str, list[dict[str, object
         "harness overhead, never DynamoDB figures; request units are computed from item sizes.",
         "",
     ]
-    for command, code, stdout, _figures in results:
-        lines += [f"## `{command}`", "", f"exit {code}", "", "```", stdout.rstrip(), "```", ""]
+    fresh = {command: (code, stdout) for command, code, stdout, _ in results}
+    for command in sorted(set(previous) | set(fresh)):
+        if command in fresh:
+            code, stdout = fresh[command]
+            when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            lines += [f"## `{command}`", "", f"exit {code}, run {when}", "", "```",
+                      stdout.rstrip(), "```", ""]
+        else:
+            lines += [previous[command]]
     path.write_text("\n".join(lines))
 
 

@@ -113,7 +113,14 @@ class Services:
 
     @cached_property
     def drops(self) -> DropCounter:
-        return DropCounter(self.drop_store, self.clock, self.settings.drop_flush_s)
+        import os
+
+        from chalicelib.metrics import stdout_sink
+
+        # EMF lines only where CloudWatch reads them: inside Lambda.
+        in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+        sink = stdout_sink(self.settings.stage) if in_lambda else None
+        return DropCounter(self.drop_store, self.clock, self.settings.drop_flush_s, sink)
 
     @cached_property
     def posts(self) -> PostDirectory:

@@ -89,6 +89,7 @@ class WebRecorder:
         if event.intent == "impression":
             return self._impression(event, now)
         if self._events.put_view(event):
+            self._drops.accepted(counted=True)
             return COUNTED
         return self._drop("duplicate")
 
@@ -101,6 +102,7 @@ class WebRecorder:
                 retry_after_s=max(1, math.ceil(wait_s)),
             )
         self._events.put_impression(event)
+        self._drops.accepted(counted=False)
         return Outcome(False, "impression")
 
     def _event(self, hit: WebHit, post: PostRecord, device: str, now: datetime) -> ViewEvent:

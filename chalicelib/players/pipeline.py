@@ -157,6 +157,8 @@ class PlayerViewRecorder:
             raise
         if outcome.dropped:
             self._drops.count(outcome.reason)
+        elif outcome.reason in (COUNTED, IMPRESSION):
+            self._drops.accepted(counted=outcome.counted)
         acked = self._ack(report, outcome)
         return {"outcome": outcome.reason, "counted": outcome.counted, "acked": acked}
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, cast
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.model import Intent, PlayerRecord, PostRecord, Source, ViewEvent
 from chalicelib.storage import keys
 from chalicelib.storage.tables import TTL_ATTRIBUTE
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+@lru_cache(maxsize=1)
+def _types() -> tuple[Any, Any]:
+    # boto3 costs ~130 ms to import: only pay it where items are really (de)serialised.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
 
 # Short attribute names keep raw events well under 1 KB.
 _EVENT_OPTIONAL = {
@@ -37,11 +42,13 @@ def parse_iso(text: str) -> datetime:
 
 
 def to_typed(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+    serializer = _types()[0]
+    return {k: serializer.serialize(v) for k, v in item.items() if v is not None}
 
 
 def from_typed(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    deserializer = _types()[1]
+    return {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -146,7 +146,7 @@ class StreamPump:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=2)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -274,7 +274,9 @@ class CloseScheduler:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=900)
+            # A close cut short is safe (idempotent, resumes at the watermark): don't make
+            # Ctrl-C wait for it.
+            self._thread.join(timeout=2)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

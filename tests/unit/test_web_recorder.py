@@ -130,3 +130,22 @@ def test_nothing_identifying_is_stored(services: Services) -> None:
     assert isinstance(events, MemoryEventStore)
     blob = repr(events.items)
     assert "203.0.113.200" not in blob and "Chrome/131" not in blob
+
+
+def test_every_outcome_is_also_an_emf_metric() -> None:
+    import io
+    import json
+
+    from chalicelib.ingest.drops import DropCounter
+    from chalicelib.metrics import stdout_sink
+    from chalicelib.storage.memory import MemoryDropStore
+
+    out = io.StringIO()
+    clock = FixedClock(datetime(2026, 11, 24, 10, tzinfo=UTC))
+    counter = DropCounter(MemoryDropStore(), clock, 0, stdout_sink("test", out))
+    counter.count("bot")
+    counter.accepted(counted=True)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["drop_bot"] == 1 and first["Stage"] == "test"
+    assert first["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "drop_bot", "Unit": "Count"}]
+    assert (second["accepted"], second["counted"]) == (1, 1)
