@@ -70,11 +70,14 @@ class BrokerProcess:
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self._log_path.open("ab")
+        from vtsops.stack import die_with_parent
+
         self._process = subprocess.Popen(
             [sys.executable, str(HERE), "--port", str(self.port)],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
             start_new_session=True,  # the stack's Ctrl-C handler stops it in order
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 20
         while not listening(self.port):

@@ -28,6 +28,20 @@ class Component(Protocol):
     def stop(self) -> None: ...
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for the stack's child processes: on Linux, the kernel sends SIGTERM to
+    the child when the stack dies, even by SIGKILL, so no broker or API outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -122,6 +136,7 @@ class ChaliceLocalComponent:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # our Ctrl-C handler stops it in order
+            preexec_fn=die_with_parent,
         )
 
         def up() -> bool:
