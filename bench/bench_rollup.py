@@ -48,6 +48,8 @@ for path in (ROOT, ROOT / "scripts"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
+from vtsops.replay import MemoryPump, MemoryStream, Replayer, Trace, generate_trace  # noqa: E402
+
 from chalicelib.clock import FixedClock  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
 from chalicelib.model import PostRecord, ViewEvent  # noqa: E402
@@ -56,7 +58,6 @@ from chalicelib.storage.aggregates_memory import MemoryAggregateStore  # noqa: E
 from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry  # noqa: E402
 from chalicelib.storage.ports import CounterUpdate  # noqa: E402
 from chalicelib.wiring import memory_services, use  # noqa: E402
-from vtsops.replay import MemoryPump, MemoryStream, Replayer, Trace, generate_trace  # noqa: E402
 
 GOAL_WRU_PER_LOOK = 1.5
 KB = 1024
@@ -88,6 +89,8 @@ def kind_of(pk: str, sk: str) -> str:
         return "total"
     if sk == "CLOSED":
         return "closed-sum"
+    if sk == "RANK":
+        return "rank"
     if sk.startswith("H#"):
         return "sketch"
     if pk == "PUMP":
@@ -134,7 +137,7 @@ class Meter:
 
 
 def index_writes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
-    """The by_views entries written for one change of a TOTAL item (KEYS_ONLY: tiny)."""
+    """The by_views entries written for one change of an item (KEYS_ONLY: tiny)."""
 
     def entry(item: dict[str, Any] | None) -> tuple[Any, Any] | None:
         if item and item.get("gpk") and isinstance(item.get("v"), int):
@@ -158,10 +161,12 @@ class MeteredAggregates:
         item = self.inner.items.get(key)
         return copy.copy(item) if item is not None else None
 
-    def _charge_write(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    def _charge_write(
+        self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
         self.meter.write(kind_of(*key), wru(max(size_of(old), size_of(new))))
-        if key[1] == "TOTAL":
-            self.meter.write("by_views-index", index_writes(old, new))
+        # The by_views index (KEYS_ONLY) holds every item with gpk and v: RANK items.
+        self.meter.write("by_views-index", index_writes(old, new))
 
     def add_counters(self, updates: Iterable[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:
         updates = list(updates)
@@ -273,6 +278,14 @@ class MeteredRegistry(MemoryRegistry):
 # ---- one scenario -------------------------------------------------------------------------
 
 
+def all_in(result: dict[str, Any]) -> int:
+    """Raw event writes + everything the stream handler and the close write."""
+    phase = result["wru_by_phase"]
+    return int(
+        result["wru_by_kind"].get("record:raw-event", 0) + phase["aggregate"] + phase["close"]
+    )
+
+
 def run_scenario(trace: Trace, window_s: float, batch_size: int) -> dict[str, Any]:
     """The trace through recorder -> stream (batched by ``window_s``) -> aggregate -> close."""
     from app import aggregate
@@ -345,12 +358,12 @@ def run_scenario(trace: Trace, window_s: float, batch_size: int) -> dict[str, An
 def close_on_moto(looks: int, seed: int) -> dict[str, Any]:
     """Raw events of one Day into moto, pumped in big batches; then time one close."""
     from moto.server import ThreadedMotoServer
-
-    from chalicelib.storage.provision import ensure_tables
-    from chalicelib.wiring import dynamodb_services
     from vtsops.replay import BulkEventStore
     from vtsops.stack import free_port
     from vtsops.trigger_rollup import StreamPump
+
+    from chalicelib.storage.provision import ensure_tables
+    from chalicelib.wiring import dynamodb_services
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
@@ -408,8 +421,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.looks = 10_000
-    logging.disable(logging.WARNING)  # the close's EMF lines and retries are not figures
-    sys.stdout.flush()
+    logging.disable(logging.WARNING)  # retries and moto's request log are not figures
     trace = generate_trace(
         looks=args.looks, days=3, posts=args.posts, artists=args.artists, seed=args.seed
     )
@@ -422,32 +434,35 @@ def main() -> int:
     # windows standing for busier traffic at the same 2 s window.
     scenarios = [(2, 100), (60, 1_000), (600, 10_000), (3_600, 10_000)]
     results = []
-    quiet = open(os.devnull, "w")  # noqa: SIM115 - the close prints EMF lines to stdout
     for window_s, batch_size in scenarios:
-        real_stdout, sys.stdout = sys.stdout, quiet
-        try:
-            result = run_scenario(trace, window_s, batch_size)
-        finally:
-            sys.stdout = real_stdout
+        result = run_scenario(trace, window_s, batch_size)
         result["equivalent_looks_per_s"] = round(rate * window_s / 2, 2)
         results.append(result)
-    quiet.close()
 
-    print("\nWRU per stored look (raw write + live aggregate + markers + close), by batching:")
     print(
-        f"  {'window':>7} {'batch':>6} {'looks/batch':>11} {'~traffic (2 s window)':>22} "
-        f"{'WRU/look':>9} {'WRU/View':>9} {'raw':>5} {'live':>5} {'close':>6}"
+        "\nWRU per stored look, all in = raw write + live aggregate (markers included) + close;"
+        f" goal <= {GOAL_WRU_PER_LOOK}:"
+    )
+    print(
+        f"  {'window':>7} {'batch':>6} {'looks/batch':>11} {'~traffic at 2 s':>16} "
+        f"{'all-in':>7} {'per View':>8} {'raw':>5} {'live':>5} {'close':>6} {'extras':>7}"
     )
     for r in results:
-        stored, views = r["stored"], r["views"]
+        r["all_in"] = all_in(r)
+        stored = r["stored"]
         phase = r["wru_by_phase"]
         raw = r["wru_by_kind"].get("record:raw-event", 0)
         print(
             f"  {r['window_s']:>6}s {r['batch_size']:>6} {r['records_per_batch']:>11} "
-            f"{r['equivalent_looks_per_s']:>17} /s   {r['wru'] / stored:>9.2f} "
-            f"{r['wru'] / views:>9.2f} {raw / stored:>5.2f} {phase['aggregate'] / stored:>5.2f} "
-            f"{phase['close'] / stored:>6.2f}"
+            f"{r['equivalent_looks_per_s']:>11} /s {r['all_in'] / stored:>9.2f} "
+            f"{r['all_in'] / r['views']:>8.2f} {raw / stored:>5.2f} "
+            f"{phase['aggregate'] / stored:>5.2f} {phase['close'] / stored:>6.2f} "
+            f"{(phase['record'] - raw) / stored:>7.2f}"
         )
+    print(
+        "  (extras: the recording side's Impression rate-limit slots and drop counters, not"
+        " part of all-in;\n   ~traffic: looks/s that fill batches this way with a 2 s window)"
+    )
     best = results[-1]
     print("\nwhere the units go (busiest batching), per stored look:")
     for name, n in best["wru_by_kind"].items():
@@ -460,12 +475,7 @@ def main() -> int:
     )
     print(f"close over the in-memory adapters: {close_mem:,.0f} raw events/s recounted")
     sys.stdout.flush()
-    real_stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
-    try:
-        moto = close_on_moto(10_000 if args.quick else 20_000, args.seed)
-    finally:
-        sys.stdout.close()
-        sys.stdout = real_stdout
+    moto = close_on_moto(5_000 if args.quick else 10_000, args.seed)
     print(
         f"close over moto (harness-bound): {moto['events']} events of {moto['posts']} posts "
         f"in {moto['seconds']} s = {moto['events_per_s']} events/s"
@@ -478,8 +488,8 @@ def main() -> int:
                 "window_s": r["window_s"],
                 "batch_size": r["batch_size"],
                 "records_per_batch": r["records_per_batch"],
-                "wru_per_look": round(r["wru"] / r["stored"], 3),
-                "wru_per_view": round(r["wru"] / r["views"], 3),
+                "wru_per_look": round(r["all_in"] / r["stored"], 3),
+                "wru_per_view": round(r["all_in"] / r["views"], 3),
                 "live_wru_per_look": round(r["wru_by_phase"]["aggregate"] / r["stored"], 3),
                 "close_wru_per_look": round(r["wru_by_phase"]["close"] / r["stored"], 3),
             }

@@ -198,8 +198,12 @@ class Services:
 
     @cached_property
     def day_closer(self) -> Any:
-        from chalicelib.rollup.close import DayCloser
+        import os
 
+        from chalicelib.rollup.close import DayCloser, emf_to_stdout
+
+        # The watermark-age metric (alarmed in infra/) only where CloudWatch reads it.
+        in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
         return DayCloser(
             self.aggregates,
             self.events,
@@ -208,6 +212,7 @@ class Services:
             budget_s=self.settings.close_budget_s,
             ttl_days=self.settings.event_ttl_days,
             stage=self.settings.stage,
+            emit=emf_to_stdout if in_lambda else None,
         )
 
 

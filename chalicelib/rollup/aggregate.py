@@ -50,7 +50,7 @@ class Aggregator:
         clock: Clock,
         *,
         ttl_days: int,
-        state_every_s: float = 5.0,
+        state_every_s: float = 0.0,
     ) -> None:
         self._store = store
         self._drops = drops
@@ -181,7 +181,8 @@ class Aggregator:
     def _note_position(
         self, records: Sequence[Mapping[str, Any]], events: Sequence[ViewEvent]
     ) -> None:
-        """Note the newest record handled (``PUMP``/``STATE``), at most every few seconds."""
+        """Note the newest record handled (``PUMP``/``STATE``): one small write per batch
+        (a batch costs dozens); ``state_every_s`` can thin it out."""
         now = self._clock.now()
         last = self._state_written_at
         if last is not None and 0 <= (now - last).total_seconds() < self._state_every_s:

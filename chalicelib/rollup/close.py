@@ -114,8 +114,8 @@ class _OutOfTime(Exception):
     pass
 
 
-def _stdout(line: str) -> None:
-    # EMF metrics are log lines on stdout: CloudWatch turns them into metrics.
+def emf_to_stdout(line: str) -> None:
+    """EMF metrics are log lines on stdout: in Lambda, CloudWatch turns them into metrics."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
@@ -163,7 +163,7 @@ class DayCloser:
         ttl_days: int,
         stage: str = "dev",
         monotonic: Callable[[], float] = time.monotonic,
-        emit: Callable[[str], None] = _stdout,
+        emit: Callable[[str], None] | None = None,
     ) -> None:
         self._stage = stage
         self._emit = emit
@@ -223,7 +223,7 @@ class DayCloser:
                 progress(n + 1, len(days))
         report.watermark = self._store.get_watermark()
         metric = watermark_age_emf(self._stage, report.watermark, now)
-        if metric:
+        if metric and self._emit is not None:
             self._emit(metric)
         return report
 

@@ -58,11 +58,14 @@ def register(
         "--batch-size", type=int, default=100, help="stream batch size, as Lambda's BatchSize (100)"
     )
     replay.add_argument(
-        "--pump-every", type=float, default=300.0,
+        "--pump-every",
+        type=float,
+        default=300.0,
         help="seconds of trace time between stream pumps and scheduler runs (300)",
     )
     replay.add_argument(
-        "--fast", action="store_true",
+        "--fast",
+        action="store_true",
         help="write raw events with BatchWriteItem and keep the registry in memory "
         "(the recorder, pump, aggregate and close stay the real ones)",
     )
@@ -148,12 +151,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         if args.looks < 1 or args.days < 1 or args.posts < 1 or args.artists < 1:
             return _fail("--looks, --days, --posts and --artists must be positive")
-        start = date.fromisoformat(args.start) if args.start else (
-            datetime.now(UTC).date() - timedelta(days=args.days + 1)
+        start = (
+            date.fromisoformat(args.start)
+            if args.start
+            else (datetime.now(UTC).date() - timedelta(days=args.days + 1))
         )
         trace = generate_trace(
-            looks=args.looks, days=args.days, posts=args.posts, artists=args.artists,
-            start=start, seed=args.seed,
+            looks=args.looks,
+            days=args.days,
+            posts=args.posts,
+            artists=args.artists,
+            start=start,
+            seed=args.seed,
         )
     if not trace.looks:
         return _fail("the trace is empty")
@@ -200,7 +209,11 @@ def _replay(trace: Any, endpoint: str, args: argparse.Namespace) -> int:
     started = time.monotonic()
     with use(services), bar(len(trace.looks), "replaying looks") as advance:
         replayer = Replayer(
-            services, trace, pump=pump.pump_once, close=scheduler.run_once, bulk=bulk,
+            services,
+            trace,
+            pump=pump.pump_once,
+            close=scheduler.run_once,
+            bulk=bulk,
             pump_every_s=args.pump_every,
         )
         stats = replayer.run(progress=advance)

@@ -12,7 +12,6 @@ from typing import Any
 from vtsops.localenv import local_environment, write_env_file
 from vtsops.stack import ROOT, ChaliceLocalComponent, MotoComponent, Stack, port_free
 
-
 # curl's own user agent is (rightly) a bot: the example pretends to be a browser.
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 

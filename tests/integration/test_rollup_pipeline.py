@@ -5,8 +5,8 @@ close must change nothing, and live counts of the open Day are never below the t
 
 Two runs of the same scenario:
 
-* **moto** (server mode, HTTP): 3,000 looks, a pump every 12 hours of trace time, one
-  batch in three failing. moto spends ~2 ms per stream record, ~8 ms per item a Query returns (its
+* **moto** (server mode, HTTP): 3,000 looks on 20 posts, a pump every 12 hours of trace
+  time, one batch in three failing. moto spends ~2 ms per stream record, ~8 ms per item a Query returns (its
   response serializer) and ~1 ms per term of an UpdateItem expression, so 50,000 looks on
   moto take 8+ minutes: ``VTS_FULL_REPLAY=1`` runs that size (and one batch in ten failing).
 * **memory**: 52,000 looks through the same handlers over the in-memory adapters (which
@@ -99,8 +99,9 @@ def run_scenario(
     pump_once: Callable[[], Any],
     bulk: BulkEventStore | None,
     pump_every_h: int = 3,
+    posts: int = 40,
 ) -> None:
-    trace = generate_trace(looks=looks, days=3, posts=40, artists=8, seed=11)
+    trace = generate_trace(looks=looks, days=3, posts=posts, artists=posts // 5, seed=11)
     truth = ground_truth(trace)
     services.clock = FixedClock(trace.looks[0].at)
     services.registry = MemoryRegistry()
@@ -164,8 +165,8 @@ def test_a_replay_on_moto_with_failing_batches_closes_every_day_exactly(
     services.aggregates = flaky  # type: ignore[assignment]
     bulk = BulkEventStore(services.client, aws_env.events_table, aws_env.event_ttl_days)
     pump = StreamPump(aws_env, batch_size=10_000, retries_per_cycle=2)
-    looks, every_h = (52_000, 3) if full else (3_000, 12)
-    run_scenario(services, flaky, looks, pump.pump_once, bulk, every_h)
+    looks, every_h, posts = (52_000, 3, 40) if full else (3_000, 12, 20)
+    run_scenario(services, flaky, looks, pump.pump_once, bulk, every_h, posts)
     assert pump.totals.failures >= flaky.injected
 
 

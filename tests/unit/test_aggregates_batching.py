@@ -3,12 +3,16 @@ one key once per request, long counter updates split under the expression limit.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from chalicelib.errors import StorageUnavailable
 from chalicelib.storage.aggregates_dynamodb import (
     MAX_TERMS,
     READ_BATCH,
     WRITE_BATCH,
+    DynamoAggregateStore,
     chunked,
     unique_by_key,
     update_requests,
@@ -68,3 +72,56 @@ def test_an_empty_update_sends_nothing() -> None:
             "ExpressionAttributeValues": {":v0": {"N": "1"}},
         }
     ]
+
+
+class ThrottlingClient:
+    """A stand-in for boto3's DynamoDB client that leaves part of each batch unprocessed
+    the first time, as DynamoDB does under throttling."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[dict[str, Any]]] = []
+        self.reads: list[list[dict[str, Any]]] = []
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        requests = RequestItems["t"]
+        self.writes.append(requests)
+        if len(self.writes) == 1:
+            return {"UnprocessedItems": {"t": requests[-2:]}}
+        return {"UnprocessedItems": {}}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        keys = RequestItems["t"]["Keys"]
+        self.reads.append(keys)
+        if len(self.reads) == 1:
+            return {
+                "Responses": {"t": [{**keys[0], "v": {"N": "1"}}]},
+                "UnprocessedKeys": {"t": {"Keys": keys[1:]}},
+            }
+        return {"Responses": {"t": [{**k, "v": {"N": "2"}} for k in keys]}}
+
+
+def test_unprocessed_items_and_keys_are_retried_after_a_pause() -> None:
+    client = ThrottlingClient()
+    pauses: list[float] = []
+    store = DynamoAggregateStore(client, "t", sleep=pauses.append)
+    store.put_items({"pk": f"P#{n}", "sk": "D#1", "v": n} for n in range(30))
+    assert [len(w) for w in client.writes] == [25, 2, 5]
+    assert client.writes[1] == client.writes[0][-2:] and len(pauses) == 1
+    found = store.get_items([("P#1", "D#1"), ("P#2", "D#1"), ("P#3", "D#1")])
+    assert [len(r) for r in client.reads] == [3, 2]
+    assert {k: v["v"] for k, v in found.items()} == {
+        ("P#1", "D#1"): 1,
+        ("P#2", "D#1"): 2,
+        ("P#3", "D#1"): 2,
+    }
+    assert len(pauses) == 2
+
+
+def test_throttling_that_never_ends_is_storage_unavailable() -> None:
+    class Stuck:
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            return {"UnprocessedItems": RequestItems}
+
+    store = DynamoAggregateStore(Stuck(), "t", sleep=lambda s: None)
+    with pytest.raises(StorageUnavailable):
+        store.put_items([{"pk": "P#1", "sk": "D#1"}])

@@ -67,7 +67,10 @@ def test_the_stream_batch_fixture(services: Services) -> None:
     assert item(services, "A#artist-2", "TOTAL")["v"] == 1
     # A post's first look lists it in the by_views index (RANK: v 0 until its first close).
     assert item(services, "P#124", "RANK") == {
-        "pk": "P#124", "sk": "RANK", "gpk": "A#artist-2", "v": 0,
+        "pk": "P#124",
+        "sk": "RANK",
+        "gpk": "A#artist-2",
+        "v": 0,
     }
     # The REMOVE of an October event (TTL expiry) touched nothing.
     assert item(services, "P#123", "D#2026-10-19") == {}

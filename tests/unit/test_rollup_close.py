@@ -40,7 +40,7 @@ def services() -> Services:
 
 
 def closer(services: Services, **changes: Any) -> DayCloser:
-    options: dict[str, Any] = dict(grace_s=3600, budget_s=600, ttl_days=35, emit=lambda line: None)
+    options: dict[str, Any] = dict(grace_s=3600, budget_s=600, ttl_days=35)
     options.update(changes)
     return DayCloser(services.aggregates, services.events, services.clock, **options)
 
