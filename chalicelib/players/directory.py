@@ -8,7 +8,6 @@ timezone its views are attributed to. Deleting a registration revokes the player
 from __future__ import annotations
 
 import re
-import threading
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from chalicelib.clock import Clock
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PlayerRecord
 from chalicelib.players.schema import canonical_player_key
+from chalicelib.registry.cache import TtlCache
 from chalicelib.registry.posts import check_owner_id
 from chalicelib.storage.ports import Registry
 
@@ -80,24 +80,10 @@ class PlayerDirectory:
     ) -> None:
         self._registry = registry
         self._clock = clock
-        self._cache_s = cache_s
-        self._monotonic = monotonic
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, PlayerRecord | None]] = {}
+        self._cache: TtlCache[str, PlayerRecord] = TtlCache(cache_s, monotonic, max_entries)
 
     def get(self, player_key: str) -> PlayerRecord | None:
-        now = self._monotonic()
-        with self._lock:
-            hit = self._cache.get(player_key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        player = self._registry.get_player(player_key)
-        with self._lock:
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-            self._cache[player_key] = (now + self._cache_s, player)
-        return player
+        return self._cache.get(player_key, self._registry.get_player)
 
     def register(
         self, player_key: object, owner_id: object, country: object = None, timezone: object = None
@@ -127,5 +113,4 @@ class PlayerDirectory:
         self._forget(key)
 
     def _forget(self, player_key: str) -> None:
-        with self._lock:
-            self._cache.pop(player_key, None)
+        self._cache.forget(player_key)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from chalicelib.clock import Clock
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PostRecord
+from chalicelib.registry.cache import TtlCache
 from chalicelib.storage import keys
 from chalicelib.storage.ports import AggregateStore, CounterUpdate, Registry
 
@@ -43,24 +43,10 @@ class PostDirectory:
         # list every post to count them.
         self._aggregates = aggregates
         self._clock = clock
-        self._cache_s = cache_s
-        self._monotonic = monotonic
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._cache: dict[int, tuple[float, PostRecord | None]] = {}
+        self._cache: TtlCache[int, PostRecord] = TtlCache(cache_s, monotonic, max_entries)
 
     def get(self, post_id: int) -> PostRecord | None:
-        now = self._monotonic()
-        with self._lock:
-            hit = self._cache.get(post_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        post = self._registry.get_post(post_id)
-        with self._lock:
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-            self._cache[post_id] = (now + self._cache_s, post)
-        return post
+        return self._cache.get(post_id, self._registry.get_post)
 
     def register(self, post_id: int, owner_id: object) -> tuple[PostRecord, bool]:
         """Register or re-own a post. Returns the record and whether it is new."""
@@ -94,5 +80,4 @@ class PostDirectory:
         self._aggregates.add_counters([CounterUpdate(pk, sk, add={POSTS_COUNTER: delta})])
 
     def _forget(self, post_id: int) -> None:
-        with self._lock:
-            self._cache.pop(post_id, None)
+        self._cache.forget(post_id)

@@ -1,0 +1,41 @@
+"""A small thread-safe TTL cache for registrations read on the hot path (posts, players)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """Remembers each lookup (including "absent") for ``ttl_s``; cleared whole when full."""
+
+    def __init__(
+        self, ttl_s: int, monotonic: Callable[[], float] = time.monotonic, max_entries: int = 50_000
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[K, tuple[float, V | None]] = {}
+
+    def get(self, key: K, load: Callable[[K], V | None]) -> V | None:
+        now = self._monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load(key)
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (now + self._ttl_s, value)
+        return value
+
+    def forget(self, key: K) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
