@@ -2,12 +2,14 @@
 """What one stats request reads from DynamoDB: items and read request units (RRU).
 
 PostStats over 30 closed Days for posts with 10^3, 10^5 and 10^6 Views, and ArtistStats
-for an artist with 10 and with 2,000 posts. The aggregate items are written as the close
-would leave them (closed ``D#{day}`` counters with every breakdown, the close's cap on
-open-ended ones, ``H#{day}`` HLL sketches built from that many distinct Visitors, lifetime
-``TOTAL`` items), into moto in server mode on 127.0.0.1. The request then runs through the
-real ``StatsService`` and ``DynamoAggregateStore``; a botocore hook counts every item each
-DynamoDB call returned and its size.
+for an artist with 10 and with 2,000 posts. The aggregates are made by the real close
+(``DayCloser.close_day``, over the in-memory store) from synthetic raw events shaped like
+real traffic: Zipf countries and referrers, a day curve, device, source, channel and play
+order mixes, two Impressions per View, three in ten Visitors signed in, about a third of
+Visitors back on other Days. The items a request can read are then copied into moto in
+server mode on 127.0.0.1, and the request runs through the real ``StatsService`` and
+``DynamoAggregateStore``; a botocore hook counts every item each DynamoDB call returned
+and its size.
 
 RRU by DynamoDB's rules, from item sizes (moto's ConsumedCapacity is a placeholder):
 Query: the page's summed item sizes, rounded up to 4 KB; GetItem and BatchGetItem: each
@@ -29,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -43,9 +46,11 @@ import numpy as np  # noqa: E402
 from chalicelib.auth import Claims  # noqa: E402
 from chalicelib.clock import FixedClock  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
-from chalicelib.rollup.counters import cap_open_ended  # noqa: E402
-from chalicelib.rollup.sketches import visitor_sketch  # noqa: E402
+from chalicelib.model import ViewEvent  # noqa: E402
+from chalicelib.rollup import counters  # noqa: E402
+from chalicelib.rollup.close import DayCloser  # noqa: E402
 from chalicelib.storage import keys  # noqa: E402
+from chalicelib.storage.aggregates_memory import MemoryAggregateStore  # noqa: E402
 
 DAYS = 30
 LAST_DAY = date(2026, 11, 23)
@@ -58,7 +63,7 @@ GOAL_RRU = 10
 ADMIN = Claims(sub="bench", role="admin")
 BLOCK = 4096
 
-# ---- realistic counters -------------------------------------------------------------------
+# ---- realistic raw events -----------------------------------------------------------------
 
 PLAYER_CHANNELS = (
     "all",
@@ -111,84 +116,46 @@ class Mix:
         curve = 1.2 + np.sin((np.arange(24) - 9) / 24 * 2 * np.pi)
         self.hours = curve / curve.sum()
 
-    def split(self, n: int, names: list[str] | tuple[str, ...], p: np.ndarray) -> dict[str, int]:
-        if n <= 0:
-            return {}
-        counts = self.rng.multinomial(n, p)
-        return {name: int(c) for name, c in zip(names, counts, strict=True) if c}
-
-    def measure(self, prefix: str, n: int) -> dict[str, int]:
-        """One measure's counters (``v``, ``i``, ``av``, ``ai``) for ``n`` looks."""
-        if n <= 0:
-            return {}
-        out: dict[str, int] = {prefix: n}
-        parts = {
-            "c": self.split(n, self.countries, _zipf(len(self.countries), 1.3)),
-            "d": self.split(n, DEVICES, np.array([0.45, 0.33, 0.07, 0.15])),
-            "s": self.split(n, SOURCES, np.array([0.6, 0.1, 0.05, 0.25])),
-            "h": self.split(n, [f"{h:02d}" for h in range(24)], self.hours),
-        }
-        player = parts["s"].get("player", 0)
-        parts["ch"] = self.split(n - player, ["-"], np.array([1.0]))
-        for name, c in self.split(
-            player, PLAYER_CHANNELS, _zipf(len(PLAYER_CHANNELS), 1.0)
-        ).items():
-            parts["ch"][name] = c
-        parts["po"] = self.split(player, ["0", "1", "2"], np.array([0.5, 0.3, 0.2]))
-        referred = int(n * 0.35)
-        parts["r"] = self.split(referred, self.referrers, _zipf(len(self.referrers), 1.1))
-        for dimension, counts in parts.items():
-            for value, c in counts.items():
-                out[f"{prefix}{dimension}:{value}"] = c
-        return out
-
-    def counters(self, views: int) -> dict[str, int]:
-        impressions = views * 2
-        counts: dict[str, int] = {}
-        for prefix, n in (
-            ("v", views),
-            ("i", impressions),
-            ("av", views * 3 // 10),
-            ("ai", impressions * 3 // 10),
-        ):
-            counts.update(self.measure(prefix, n))
-        return cap_open_ended(counts)
-
-
-def day_items(
-    pk: str, day: date, views: int, mix: Mix, visitors: list[str], owner: str | None
-) -> list[dict[str, Any]]:
-    """A closed Day as the close writes it: counters + the sketches of its Visitors."""
-    counts = mix.counters(views)
-    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    item: dict[str, Any] = {"pk": pk, "sk": keys.day_sk(day.isoformat()), **counts}
-    if views:
-        item["first_at"] = (start + timedelta(minutes=3)).isoformat(timespec="milliseconds")[
-            :-6
-        ] + "Z"
-        item["last_at"] = (start + timedelta(hours=23, minutes=58)).isoformat(
-            timespec="milliseconds"
-        )[:-6] + "Z"
-    if owner:
-        item["owner"] = owner
-    signed_in = visitors[: len(visitors) * 3 // 10]
-    item.update(
-        closed=True,
-        closed_at=NOW.isoformat(timespec="milliseconds")[:-6] + "Z",
-        uv=len(visitors),
-        auv=len(signed_in),
-    )
-    items = [item]
-    if visitors:
-        sketch: dict[str, Any] = {
-            "pk": pk,
-            "sk": f"H#{day.isoformat()}",
-            "hll": visitor_sketch(visitors),
-        }
-        if signed_in:
-            sketch["ahll"] = visitor_sketch(signed_in)
-        items.append(sketch)
-    return items
+    def events(
+        self,
+        post_id: int,
+        owner: str,
+        day: date,
+        looks: list[tuple[str, bool, bool]],
+        hours: int = 24,
+    ) -> Iterator[ViewEvent]:
+        """Raw events of one post and Day (its first ``hours`` hours), one per (Visitor, is
+        a View, signed in)."""
+        n = len(looks)
+        pick = self.rng.choice
+        countries = pick(len(self.countries), n, p=_zipf(len(self.countries), 1.3))
+        devices = pick(len(DEVICES), n, p=[0.45, 0.33, 0.07, 0.15])
+        sources = pick(len(SOURCES), n, p=[0.6, 0.1, 0.05, 0.25])
+        channels = pick(len(PLAYER_CHANNELS), n, p=_zipf(len(PLAYER_CHANNELS), 1.0))
+        orders = pick(3, n, p=[0.5, 0.3, 0.2])
+        referred = self.rng.random(n) < 0.35
+        referrers = pick(len(self.referrers), n, p=_zipf(len(self.referrers), 1.1))
+        curve = self.hours[:hours] / self.hours[:hours].sum()
+        at_hour = pick(hours, n, p=curve)
+        seconds = self.rng.integers(0, 3600, n)
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        for k, (visitor, view, signed_in) in enumerate(looks):
+            source = SOURCES[sources[k]]
+            player = source == "player"
+            yield ViewEvent(
+                post_id=post_id,
+                owner_id=owner,
+                intent="view" if view else "impression",
+                occurred_at=start + timedelta(hours=int(at_hour[k]), seconds=int(seconds[k])),
+                visitor=visitor,
+                authenticated=signed_in,
+                source=source,
+                device=DEVICES[devices[k]],
+                country=self.countries[countries[k]],
+                channel=PLAYER_CHANNELS[channels[k]] if player else None,
+                play_order=int(orders[k]) if player else None,
+                referrer_domain=self.referrers[referrers[k]] if referred[k] else None,
+            )
 
 
 def daily_visitors(total_views: int, rng: random.Random) -> list[list[str]]:
@@ -197,6 +164,64 @@ def daily_visitors(total_views: int, rng: random.Random) -> list[list[str]]:
     per_day = total_views // DAYS
     pool = max(per_day, total_views * 2 // 3)
     return [[f"h:{n:x}" for n in rng.sample(range(pool), per_day)] for _ in range(DAYS)]
+
+
+def viewers_today(total_views: int, rng: random.Random) -> list[str]:
+    """Today's Visitors so far (``NOW`` is mid-morning), from the same pool."""
+    per_day = total_views // DAYS
+    pool = max(per_day, total_views * 2 // 3)
+    return [f"h:{n:x}" for n in rng.sample(range(pool), per_day * NOW.hour // 24)]
+
+
+def looks_of(viewers: list[str], rng: random.Random) -> list[tuple[str, bool, bool]]:
+    """A Day's looks at one post: each Visitor's View, and two Impressions per View (by
+    Visitors of the same Day); three in ten Visitors signed in."""
+    signed = {v for v in viewers if int(v[2:], 16) % 10 < 3}
+    views = [(v, True, v in signed) for v in viewers]
+    shown = [rng.choice(viewers) for _ in range(2 * len(viewers))] if viewers else []
+    return views + [(v, False, v in signed) for v in shown]
+
+
+class SyntheticEvents:
+    """The raw events the close reads, made when it asks for a (post, Day) and never kept:
+    a 10^6-View month would not fit in memory as objects."""
+
+    def __init__(self) -> None:
+        self.makers: dict[tuple[int, str], Callable[[], Iterator[ViewEvent]]] = {}
+
+    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
+        maker = self.makers.get((post_id, day))
+        return maker() if maker else iter(())
+
+
+def close_month(
+    days: list[date], plan: dict[tuple[int, date], list[str]], owner: str, mix: Mix, seed: int
+) -> MemoryAggregateStore:
+    """Run the real close over 30 Days of events: ``plan`` gives each (post, Day) its
+    Viewers. Returns the in-memory aggregates as the close leaves them."""
+    store = MemoryAggregateStore()
+    events = SyntheticEvents()
+    for (post_id, day), viewers in plan.items():
+        rng = random.Random(f"{seed}-{post_id}-{day}")
+        events.makers[(post_id, day.isoformat())] = lambda p=post_id, d=day, v=viewers, r=rng: (
+            mix.events(p, owner, d, looks_of(v, r))
+        )
+    store.put_items(
+        {"pk": keys.marker_pk(day.isoformat()), "sk": keys.marker_key(day.isoformat(), post)[1]}
+        for post, day in plan
+    )
+    closer = DayCloser(
+        store, events, FixedClock(NOW), grace_s=0, budget_s=float("inf"), ttl_days=35
+    )
+    for day in days:
+        closer.close_day(day.isoformat(), NOW)
+        store.advance_watermark(day.isoformat())
+    return store
+
+
+def readable(store: MemoryAggregateStore, pk: str) -> list[dict[str, Any]]:
+    """The items of ``pk`` a stats request can read (series chunks, pieces, TOTAL, RANK)."""
+    return [dict(item) for (ipk, _), item in store.items.items() if ipk == pk]
 
 
 # ---- counting reads -----------------------------------------------------------------------
@@ -310,6 +335,30 @@ def slow_client(settings: Settings) -> Any:
     )
 
 
+def piece_composition(items: list[dict[str, Any]]) -> dict[str, float]:
+    """Average KB of a series chunk and of a one-Day piece, the piece by part (zlib'd
+    breakdowns and totals, the two sketches), and the biggest block."""
+
+    def kb(values: list[int]) -> float:
+        return round(sum(values) / max(1, len(values)) / 1024, 2)
+
+    def size(item: dict[str, Any], name: str) -> int:
+        value = item.get(name)
+        return len(value) if isinstance(value, bytes) else 0
+
+    chunks = [i for i in items if str(i["sk"]).startswith("S#")]
+    days = [i for i in items if str(i["sk"]).startswith("B0#")]
+    blocks = [i for i in items if str(i["sk"]).startswith("B") and i not in days]
+    return {
+        "series chunk": kb([_plain_size(i) for i in chunks]),
+        "day piece": kb([_plain_size(i) for i in days]),
+        "  breakdowns": kb([size(i, "b") for i in days]),
+        "  sketch v": kb([size(i, "hll") for i in days]),
+        "  sketch av": kb([size(i, "ahll") for i in days]),
+        "biggest block": kb([max((_plain_size(i) for i in blocks), default=0)]),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -323,6 +372,7 @@ def main() -> int:
 
     from chalicelib.storage.aggregates_dynamodb import DynamoAggregateStore
     from chalicelib.storage.dynamodb import DynamoRegistry
+    from chalicelib.storage.ports import CounterUpdate
     from chalicelib.storage.provision import ensure_tables
     from chalicelib.wiring import dynamodb_client, dynamodb_services
 
@@ -344,8 +394,6 @@ def main() -> int:
             visitor_key="bench",
         )
         ensure_tables(dynamodb_client(settings), settings)
-        # moto takes seconds to answer for items of 1,000 attributes (harness overhead): the
-        # same adapters over a client that waits for it.
         client = slow_client(settings)
         services = replace(
             dynamodb_services(settings, clock=FixedClock(NOW)),
@@ -361,55 +409,94 @@ def main() -> int:
         params = {"from": days[0].isoformat(), "to": days[-1].isoformat()}
         services.aggregates.advance_watermark(LAST_DAY.isoformat())
 
-        results: dict[str, Any] = {"post_stats": {}, "artist_stats": {}}
-        sizes: dict[int, dict[str, Any]] = {}
+        today = NOW.date()
+        default = {"from": (today - timedelta(days=DAYS - 1)).isoformat(), "to": today.isoformat()}
+        results: dict[str, Any] = {
+            "post_stats": {},
+            "post_stats_with_today": {},
+            "artist_stats": {},
+        }
+        written: dict[int, list[dict[str, Any]]] = {}
         print(
-            f"PostStats, {DAYS} closed Days ({params['from']}..{params['to']}), one request each:"
+            f"PostStats, one request each: {DAYS} closed Days ({params['from']}..{params['to']}), "
+            f"and the default range ({default['from']}..{default['to']}: {DAYS - 1} closed Days "
+            f"and today, live until {NOW:%H:%M} UTC):"
         )
         print(
-            f"  {'views':>9} {'items':>6} {'D#':>4} {'H#':>4} {'other':>6} {'KB read':>8} "
-            f"{'RRU(EC)':>8} {'RRU(SC)':>8} {'calls':>6}  D# item KB / H# item KB"
+            f"  {'views':>9} {'range':>8} {'items':>6} {'S#':>4} {'B#':>4} {'D#':>4} {'other':>6} "
+            f"{'KB read':>8} {'RRU(EC)':>8} {'RRU(SC)':>8} {'calls':>6}  pieces read by level"
         )
-        for n, views in enumerate(POST_VIEWS, 1):
-            post_id = 1000 + n
-            services.posts.register(post_id, f"artist-p{n}")
-            pk = keys.post_aggregate_pk(post_id)
-            items: list[dict[str, Any]] = []
-            by_day = daily_visitors(views, rng)
-            distinct = len(set().union(*by_day))
-            for day, visitors in zip(days, by_day, strict=True):
-                items += day_items(pk, day, len(visitors), mix, visitors, f"artist-p{n}")
-            phase = time.monotonic()
-            writer.put_items(items)
-            print(f"    (wrote {len(items)} items in {time.monotonic() - phase:.0f} s)", file=sys.stderr)
-            d_kb = sum(_plain_size(i) for i in items if i["sk"].startswith("D#")) / DAYS / 1024
-            h_kb = sum(_plain_size(i) for i in items if i["sk"].startswith("H#")) / DAYS / 1024
+
+        def post_request(
+            post_id: int, views: int, range_: dict[str, str], label: str
+        ) -> dict[str, Any]:
             services.posts._forget(post_id)  # a cold cache: the owner check reads the registry
             counter.reset()
-            stats = services.stats.post_stats(ADMIN, str(post_id), params)
+            stats = services.stats.post_stats(ADMIN, str(post_id), range_)
             reads = counter.reset()
-            assert stats["views"] == views // DAYS * DAYS, stats["views"]
             total = sum(reads.items.values())
-            other = total - reads.by_sk["D"] - reads.by_sk["H"]
+            pieces = sum(v for k, v in reads.by_sk.items() if k.startswith("B"))
+            other = total - reads.by_sk["S"] - reads.by_sk["D"] - pieces
             ec, sc = reads.unit(not reads.consistent), reads.unit(False)
-            print(
-                f"  {views:>9,} {total:>6} {reads.by_sk['D']:>4} {reads.by_sk['H']:>4} {other:>6} "
-                f"{reads.bytes_ / 1024:>8.1f} {ec:>8.1f} {sc:>8.1f} {sum(reads.calls.values()):>6}"
-                f"  {d_kb:.1f} / {h_kb:.1f}"
+            levels = " ".join(
+                f"{k}:{v}" for k, v in sorted(reads.by_sk.items()) if k.startswith("B")
             )
-            results["post_stats"][str(views)] = {
+            print(
+                f"  {views:>9,} {label:>8} {total:>6} {reads.by_sk['S']:>4} {pieces:>4} "
+                f"{reads.by_sk['D']:>4} {other:>6} {reads.bytes_ / 1024:>8.1f} {ec:>8.1f} "
+                f"{sc:>8.1f} {sum(reads.calls.values()):>6}  {levels}"
+            )
+            return {
+                "stats": stats,
                 "items": total,
                 "rru_eventually_consistent": ec,
                 "rru_strongly_consistent": sc,
                 "kb_read": round(reads.bytes_ / 1024, 1),
                 "calls": dict(reads.calls),
+            }
+
+        for n, views in enumerate(POST_VIEWS, 1):
+            post_id = 1000 + n
+            owner = f"artist-p{n}"
+            services.posts.register(post_id, owner)
+            pk = keys.post_aggregate_pk(post_id)
+            by_day = daily_visitors(views, rng)
+            distinct = len(set().union(*by_day))
+            phase = time.monotonic()
+            plan = {(post_id, day): viewers for day, viewers in zip(days, by_day, strict=True)}
+            items = readable(close_month(days, plan, owner, mix, args.seed), pk)
+            closed_s = time.monotonic() - phase
+            phase = time.monotonic()
+            writer.put_items(items)
+            # Today's live item, as the stream handler's updates leave it.
+            looks = looks_of(viewers_today(views, rng), random.Random(f"{args.seed}-today"))
+            # One container's LiveCap, as one stream handler applies it.
+            tallies = counters.LiveCap().apply(
+                counters.fold(mix.events(post_id, owner, today, looks, hours=NOW.hour))
+            )
+            writer.add_counters(
+                counters.day_updates({k: t for k, t in tallies.items() if k[0] == pk}, 35)
+            )
+            print(
+                f"    (closed {DAYS} Days of {views:,} Views in {closed_s:.0f} s; "
+                f"wrote {len(items)} items and today's in {time.monotonic() - phase:.0f} s)",
+                file=sys.stderr,
+            )
+            closed_range = post_request(post_id, views, params, "30")
+            stats = closed_range.pop("stats")
+            assert stats["views"] == views // DAYS * DAYS, stats["views"]
+            results["post_stats"][str(views)] = {
+                **closed_range,
                 "unique_visitors": stats["unique_visitors"],
                 "true_distinct_visitors": distinct,
                 "unique_visitors_error_pct": round(
                     100 * (stats["unique_visitors"] / distinct - 1), 2
                 ),
             }
-            sizes[views] = items[0]
+            with_today = post_request(post_id, views, default, "29+today")
+            with_today.pop("stats")
+            results["post_stats_with_today"][str(views)] = with_today
+            written[views] = items
 
         print(f"\nArtistStats, {DAYS} closed Days, {ARTIST_VIEWS:,} Views over the artist's posts:")
         print(
@@ -418,33 +505,36 @@ def main() -> int:
         for n, count in enumerate(ARTIST_POSTS, 1):
             artist = f"artist-{count}"
             pk = keys.artist_aggregate_pk(artist)
-            items = []
-            for day, visitors in zip(days, daily_visitors(ARTIST_VIEWS, rng), strict=True):
-                items += day_items(pk, day, len(visitors), mix, visitors, None)
-            # Lifetime TOTAL items of every post (the by_views index lists them).
-            shares = _zipf(count, 1.0) * ARTIST_VIEWS
-            for rank in range(count):
-                post_id = 10_000 * n + rank
-                lifetime = int(shares[rank])
-                items.append(
-                    {
-                        "pk": keys.post_aggregate_pk(post_id),
-                        "sk": keys.TOTAL_SK,
-                        "gpk": pk,
-                        "owner": artist,
-                        **mix.counters(max(1, lifetime)),
-                    }
-                )
+            shares = _zipf(count, 1.0)
+            plan: dict[tuple[int, date], list[str]] = {}
+            for day, viewers in zip(days, daily_visitors(ARTIST_VIEWS, rng), strict=True):
+                for viewer, rank in zip(
+                    viewers, mix.rng.choice(count, len(viewers), p=shares), strict=True
+                ):
+                    plan.setdefault((10_000 * n + int(rank), day), []).append(viewer)
+            phase = time.monotonic()
+            store = close_month(days, plan, artist, mix, args.seed)
+            posts = {post for post, _ in plan}
+            lifetime = store.get_items(
+                (keys.post_aggregate_pk(p), sk)
+                for p in posts
+                for sk in (keys.TOTAL_SK, keys.RANK_SK)
+            )
+            items = readable(store, pk) + list(lifetime.values())
+            closed_s = time.monotonic() - phase
             writer.put_items(items)
+            print(
+                f"    (closed {DAYS} Days of {len(posts):,} posts in {closed_s:.0f} s)",
+                file=sys.stderr,
+            )
             # The registry's post counter, as PostDirectory.register keeps it (+1 per post).
-            from chalicelib.storage.ports import CounterUpdate
-
             services.aggregates.add_counters(
                 [CounterUpdate(*keys.artist_posts_key(artist), add={"posts": count})]
             )
             counter.reset()
             stats = services.stats.artist_stats(ADMIN, artist, params)
             reads = counter.reset()
+            assert stats["views"] == ARTIST_VIEWS // DAYS * DAYS, stats["views"]
             total = sum(reads.items.values())
             ec, sc = reads.unit(not reads.consistent), reads.unit(False)
             print(
@@ -466,18 +556,21 @@ def main() -> int:
                 for v, r in results["post_stats"].items()
             )
         )
-        composition = item_composition(sizes[POST_VIEWS[-1]])
+        composition = piece_composition(written[POST_VIEWS[-1]])
         print(
-            f"  where a {POST_VIEWS[-1]:,}-view post's D# item's bytes go: "
-            + ", ".join(f"{name} {kb:.1f} KB" for name, kb in composition.items())
+            f"  a {POST_VIEWS[-1]:,}-View post's items, KB: "
+            + ", ".join(f"{name.strip()} {kb:.2f}" for name, kb in composition.items())
         )
-        results["d_item_kb_by_dimension"] = composition
+        results["item_kb"] = composition
         post_items = {r["items"] for r in results["post_stats"].values()}
         artist = results["artist_stats"]
+        live = results["post_stats_with_today"]
         print(
             f"\nPostStats items per request: {sorted(post_items)} (goal <= {GOAL_ITEMS}); "
             f"RRU(EC) {[r['rru_eventually_consistent'] for r in results['post_stats'].values()]} "
-            f"(goal <= {GOAL_RRU})"
+            f"(goal <= {GOAL_RRU}); with today live: items "
+            f"{sorted({r['items'] for r in live.values()})}, RRU(EC) "
+            f"{[r['rru_eventually_consistent'] for r in live.values()]}"
         )
         print(
             f"ArtistStats flat in posts: {artist['10']['items']} items for 10 posts, "
@@ -491,28 +584,6 @@ def main() -> int:
     finally:
         server.stop()
     return 0
-
-
-def item_composition(item: dict[str, Any]) -> dict[str, float]:
-    """KB of one Day item by breakdown dimension (all four measures together)."""
-    from chalicelib.stats.counters import split_name
-    from chalicelib.storage import codec
-
-    out: Counter[str] = Counter()
-    for name, value in item.items():
-        split = split_name(name)
-        out[f"by {split[1]}" if split else "other"] += codec.item_size({name: value})
-    names = {
-        "by c": "country",
-        "by r": "referrer",
-        "by h": "hour",
-        "by ch": "channel",
-        "by d": "device",
-        "by s": "source",
-        "by po": "play order",
-        "other": "totals+meta",
-    }
-    return {names.get(k, k): round(n / 1024, 1) for k, n in out.most_common()}
 
 
 def _plain_size(item: dict[str, Any]) -> int:

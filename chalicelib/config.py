@@ -40,7 +40,11 @@ class Settings:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     iot_data_endpoint: str | None = None
-    drop_flush_s: int = 10
+    # Drop counters are buffered per container (EMF lines are not): ingest/drops.py.
+    drop_flush_s: int = 60
+    # The stream handler notes its position (PUMP/STATE, for health and fresh_as_of) at most
+    # this often: at low traffic nearly every look is its own batch.
+    stream_state_every_s: int = 60
     close_budget_s: int = 600
     # A Day closes this long after it ends, so the stream has delivered all of it.
     close_grace_s: int = 3600
@@ -63,6 +67,7 @@ _INT_FIELDS = {
     "post_cache_s": (0, 3600),
     "mqtt_port": (1, 65535),
     "drop_flush_s": (0, 3600),
+    "stream_state_every_s": (0, 3600),
     "close_budget_s": (1, 900),
     "close_grace_s": (0, 86_400),
 }

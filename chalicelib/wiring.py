@@ -17,6 +17,7 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings, get_settings
 from chalicelib.errors import ConfigError, StorageUnavailable
 from chalicelib.ingest.drops import DropCounter
+from chalicelib.ingest.known import KnownViews
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.storage.ports import AggregateStore, DropStore, EventStore, Registry
 
@@ -123,6 +124,11 @@ class Services:
         return DropCounter(self.drop_store, self.clock, self.settings.drop_flush_s, sink)
 
     @cached_property
+    def known_views(self) -> KnownViews:
+        """View keys the store confirmed, shared by web and player recording (one container)."""
+        return KnownViews()
+
+    @cached_property
     def posts(self) -> PostDirectory:
         return PostDirectory(
             self.registry, self.clock, self.settings.post_cache_s, aggregates=self.aggregates
@@ -151,6 +157,7 @@ class Services:
             country=get_geo_lookup(self.settings.geoip_db).country,
             visitor_key=self.settings.visitor_key,
             impression_interval_s=self.settings.impression_interval_s,
+            known_views=self.known_views,
         )
 
     @cached_property
@@ -185,6 +192,7 @@ class Services:
             clock=self.clock,
             player_interval_s=self.settings.player_interval_s,
             retransmission_window_s=self.settings.retransmission_window_s,
+            known_views=self.known_views,
         )
 
     @cached_property
@@ -193,7 +201,11 @@ class Services:
         from chalicelib.rollup.aggregate import Aggregator
 
         return Aggregator(
-            self.aggregates, self.drops, self.clock, ttl_days=self.settings.event_ttl_days
+            self.aggregates,
+            self.drops,
+            self.clock,
+            ttl_days=self.settings.event_ttl_days,
+            state_every_s=self.settings.stream_state_every_s,
         )
 
     @cached_property

@@ -1,21 +1,22 @@
 """A known dataset for the stats readers: looks -> the aggregate items docs/data-model.md
-describes (live or closed Days, sketches), and the truth computed straight from the looks.
+describes (live Days, and closed Days as series chunks, pieces and ``TOTAL``), and the
+truth computed straight from the looks.
 
-Test-only: the real writer is chalicelib/rollup. This builder lets reader tests run on
-items whose every count is known, whatever the writer does.
+Test-only: the real writer is chalicelib/rollup. This builder closes Days with the same
+encoders (chalicelib/storage/closed.py) and rules (``to_build``, ``children``), so reader
+tests run on items whose every count is known, whatever the writer does.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import datasketches
-
-from chalicelib.storage import codec
+from chalicelib.storage import closed, codec, keys
+from chalicelib.storage.closed import Activity, DayRow, Piece
 
 
 @dataclass(frozen=True)
@@ -71,41 +72,143 @@ def _counters(looks: list[Look]) -> dict[str, Any]:
     return out
 
 
-def sketch(visitors: set[str], lg_k: int = 12) -> bytes:
-    hll = datasketches.hll_sketch(lg_k, datasketches.tgt_hll_type.HLL_4)
-    for visitor in sorted(visitors):
-        hll.update(visitor)
-    return bytes(hll.serialize_compact())
+def _measures(look: Look) -> list[str]:
+    measure = "v" if look.view else "i"
+    return [measure, "a" + measure] if look.signed_in else [measure]
+
+
+@dataclass
+class _Closer:
+    """One target's closed Days, written as the close does: a series row and a one-Day
+    piece per active Day, the blocks that become readable with it, the running TOTAL."""
+
+    pk: str
+    rows: dict[str, DayRow] = field(default_factory=dict)
+    pieces: dict[tuple[int, int], Piece] = field(default_factory=dict)
+    active: Activity = field(default_factory=Activity)
+    totals: Counter[str] = field(default_factory=Counter)
+    first_at: str | None = None
+    last_at: str | None = None
+    owner: str | None = None
+    thru: str | None = None
+
+    def close(self, day: str, looks: list[Look]) -> None:
+        totals: Counter[str] = Counter()
+        hours: dict[str, Counter[str]] = defaultdict(Counter)
+        parts: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        for look in looks:
+            for measure in _measures(look):
+                totals[measure] += 1
+                for dimension, value in _dims(look).items():
+                    if dimension == "h":
+                        hours[measure][value] += 1
+                    else:
+                        parts[measure][dimension][value] += 1
+        seen = {look.visitor for look in looks if look.view}
+        signed = {look.visitor for look in looks if look.view and look.signed_in}
+        views = sorted(look.at for look in looks if look.view)
+        first = codec.iso(views[0]) if views else None
+        last = codec.iso(views[-1]) if views else None
+        self.rows[day] = DayRow(
+            totals=dict(totals),
+            unique={"v": len(seen), "av": len(signed)},
+            hours={m: dict(h) for m, h in hours.items()},
+            first_at=first,
+            last_at=last,
+        )
+        number = closed.day_number(day)
+        piece = Piece(level=0, start=number, totals=dict(totals), first_at=first, last_at=last)
+        piece.parts = closed.cap_parts(
+            {m: {d: dict(c) for d, c in p.items()} for m, p in parts.items()}
+        )
+        for measure, visitors in (("v", seen), ("av", signed)):
+            if visitors:
+                piece.sketches[measure] = closed.sketch_of(visitors, closed.SKETCHES[measure][1])
+        self.pieces[(0, number)] = piece
+        self.active = self.active.with_day(number)
+        for level, start in closed.to_build(number, self.active):
+            children = closed.children(level, start, self.active)
+            self.pieces[(level, start)] = closed.merge(
+                level, start, [self.pieces[child] for child in children]
+            )
+        self.totals.update(totals)
+        if first:
+            self.first_at = min(self.first_at or first, first)
+            self.last_at = max(self.last_at or "", str(last))
+        self.owner = max(looks, key=lambda look: look.at).artist
+        self.thru = day
+
+    def items(self) -> list[dict[str, Any]]:
+        if self.thru is None:
+            return []
+        chunks: dict[str, dict[str, DayRow]] = defaultdict(dict)
+        for day, row in self.rows.items():
+            chunks[closed.chunk_start(day)][day] = row
+        out = [closed.series_item(self.pk, start, rows, 1) for start, rows in chunks.items()]
+        out += [piece.item(self.pk) for piece in self.pieces.values()]
+        total: dict[str, Any] = {
+            "pk": self.pk,
+            "sk": keys.TOTAL_SK,
+            **{m: n for m, n in self.totals.items() if n},
+            "v": self.totals["v"],
+            "thru": self.thru,
+            **self.active.attributes(),
+        }
+        if self.first_at:
+            total["first_at"], total["last_at"] = self.first_at, self.last_at
+        if self.pk.startswith("P#"):
+            total["owner"] = self.owner
+            gpk = keys.artist_aggregate_pk(str(self.owner))
+            out.append({"pk": self.pk, "sk": keys.RANK_SK, "gpk": gpk, "v": self.totals["v"]})
+        return [*out, total]
+
+
+def _groups(looks: list[Look], targets: Any) -> dict[str, dict[str, list[Look]]]:
+    """pk -> Day -> its looks, for the targets each look counts in."""
+    out: dict[str, dict[str, list[Look]]] = defaultdict(lambda: defaultdict(list))
+    for look in looks:
+        for pk in targets(look):
+            out[pk][look.day].append(look)
+    return out
+
+
+def _everywhere(look: Look) -> tuple[str, str, str]:
+    return f"P#{look.post}", f"A#{look.artist}", "SITE"
+
+
+def close_target(
+    pk: str, days: dict[str, list[Look]], closed_days: set[str]
+) -> list[dict[str, Any]]:
+    """The items of one target's closed Days (chunks, pieces, TOTAL, a post's RANK)."""
+    closer = _Closer(pk)
+    for day in sorted(days):
+        if day in closed_days:
+            closer.close(day, days[day])
+    return closer.items()
 
 
 def aggregate_items(looks: list[Look], closed_days: set[str]) -> list[dict[str, Any]]:
-    """Every D#/H# item of every post, artist and the site, closed Days with uv/auv/sketches."""
-    groups: dict[tuple[str, str], list[Look]] = defaultdict(list)
-    for look in looks:
-        for pk in (f"P#{look.post}", f"A#{look.artist}", "SITE"):
-            groups[(pk, look.day)].append(look)
+    """Every aggregate item of every post, artist and the site: a live ``D#`` item for
+    every Day with looks (the close leaves them to their TTL, closed or not), and the
+    closed Days (``closed_days``, closed in order) as the close writes them."""
     items = []
-    for (pk, day), group in sorted(groups.items()):
-        item = {"pk": pk, "sk": f"D#{day}", **_counters(group)}
-        if day in closed_days:
-            seen = {look.visitor for look in group if look.view}
-            signed = {look.visitor for look in group if look.view and look.signed_in}
-            item.update(
-                closed=True, closed_at="2026-12-01T00:10:00.000Z", uv=len(seen), auv=len(signed)
-            )
-            items.append({"pk": pk, "sk": f"H#{day}", "hll": sketch(seen), "ahll": sketch(signed)})
-        items.append(item)
+    for pk, days in sorted(_groups(looks, _everywhere).items()):
+        items += [
+            {"pk": pk, "sk": f"D#{day}", **_counters(group)} for day, group in sorted(days.items())
+        ]
+        items += close_target(pk, days, closed_days)
     return items
 
 
 def total_items(looks: list[Look]) -> list[dict[str, Any]]:
-    """Lifetime ``TOTAL`` items of posts (with ``gpk`` for the by_views index)."""
-    by_post: dict[int, list[Look]] = defaultdict(list)
-    for look in looks:
-        by_post[look.post].append(look)
+    """What the posts listing reads: each post's ``TOTAL`` and ``RANK`` (by_views entry),
+    with every Day of the looks closed."""
+    every_day = {look.day for look in looks}
     return [
-        {"pk": f"P#{post}", "sk": "TOTAL", "gpk": f"A#{group[0].artist}", **_counters(group)}
-        for post, group in by_post.items()
+        item
+        for pk, days in sorted(_groups(looks, lambda look: [f"P#{look.post}"]).items())
+        for item in close_target(pk, days, every_day)
+        if item["sk"] in (keys.TOTAL_SK, keys.RANK_SK)
     ]
 
 

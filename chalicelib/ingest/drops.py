@@ -1,20 +1,28 @@
 """Counted drop reasons: every dropped message is counted by reason, never raised.
 
 Counts are buffered in the process and flushed to the ``DropStore`` at most every
-``flush_s`` seconds (0 = at once), so a flood of bots does not double the writes.
-Each count is also emitted at once as a CloudWatch EMF metric when a sink is given (in
-Lambda): those survive a container that is reclaimed before its next flush.
+``flush_s`` seconds (``VTS_DROP_FLUSH_S``, 0 = at once), by the first request of any kind
+once that time has passed, and at the end of a batch handler and before ``/v1/health``
+reads them. One flush is one ``ADD`` per Day, whatever the reasons and counts, so a flood
+of bots does not add a write per request. Each count is also emitted at once as a
+CloudWatch EMF metric when a sink is given (in Lambda): those survive a container that is
+reclaimed before its next flush, which loses only the table's copy of its unflushed counts.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
+from datetime import datetime
 
 from chalicelib.clock import Clock
+from chalicelib.errors import StorageUnavailable
 from chalicelib.metrics import Sink
 from chalicelib.storage import keys
 from chalicelib.storage.ports import DropStore
+
+logger = logging.getLogger(__name__)
 
 
 class DropCounter:
@@ -31,8 +39,10 @@ class DropCounter:
 
     def accepted(self, counted: bool) -> None:
         """A look that was stored (metrics only: the counters come from the stream)."""
+        now = self._clock.now()
         if self._sink is not None:
-            self._sink({"accepted": 1, "counted": int(counted)}, self._clock.now())
+            self._sink({"accepted": 1, "counted": int(counted)}, now)
+        self._flush_if_due(now)
 
     def count(self, reason: str, n: int = 1) -> None:
         now = self._clock.now()
@@ -40,12 +50,29 @@ class DropCounter:
             self._sink({f"drop_{reason}": n}, now)
         with self._lock:
             self._pending.setdefault(keys.day_of(now), Counter())[reason] += n
-        if (now - self._last_flush).total_seconds() >= self._flush_s:
+        self._flush_if_due(now)
+
+    def _flush_if_due(self, now: datetime) -> None:
+        # Read without the lock: a rare double check only makes an empty flush, no write.
+        if not self._pending or (now - self._last_flush).total_seconds() < self._flush_s:
+            return
+        try:
             self.flush()
+        except StorageUnavailable as error:
+            # The request itself went through: its answer must not turn into a 503 for
+            # counters. Their unwritten part is kept (flush put it back) for the next flush.
+            logger.warning("drop counters not flushed: %s", error)
 
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._last_flush = self._clock.now()
-        for day, counts in pending.items():
-            self._store.add_drops(day, counts)
+        days = list(pending.items())
+        for n, (day, counts) in enumerate(days):
+            try:
+                self._store.add_drops(day, counts)
+            except Exception:
+                with self._lock:
+                    for later_day, later in days[n:]:
+                        self._pending.setdefault(later_day, Counter()).update(later)
+                raise

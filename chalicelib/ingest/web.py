@@ -2,6 +2,11 @@
 
 Each step may drop the hit with a named reason, which is counted, not raised. Only a
 client's mistake (unknown post, rate limit) or a storage fault raises.
+
+The store answers every dedup and rate question, but what it confirmed once is remembered
+in the container (``ingest/known.py``): a View key it holds, an Impression slot it reported
+taken. Asking again would cost a write (refused conditional writes are charged) for the same
+answer.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from chalicelib.enrich.referrer import referrer_domain
 from chalicelib.enrich.visitor import anonymous_visitor, user_visitor
 from chalicelib.errors import NotFound, RateLimited
 from chalicelib.ingest.drops import DropCounter
+from chalicelib.ingest.known import KnownSlots, KnownViews, epoch_ms
 from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.model import PostRecord, ViewEvent
 from chalicelib.registry.posts import PostDirectory
@@ -59,6 +65,8 @@ class WebRecorder:
         country: Callable[[str | None], str | None],
         visitor_key: str,
         impression_interval_s: int,
+        known_views: KnownViews | None = None,
+        known_slots: KnownSlots | None = None,
     ) -> None:
         self._events = events
         self._registry = registry
@@ -69,6 +77,8 @@ class WebRecorder:
         self._country = country
         self._visitor_key = visitor_key
         self._impression_interval_s = impression_interval_s
+        self._known_views = known_views if known_views is not None else KnownViews()
+        self._known_slots = known_slots if known_slots is not None else KnownSlots()
 
     def _drop(self, reason: str) -> Outcome:
         self._drops.count(reason)
@@ -88,13 +98,27 @@ class WebRecorder:
         event = self._event(hit, post, device, now)
         if event.intent == "impression":
             return self._impression(event, now)
-        if self._events.put_view(event):
+        return self._view(event)
+
+    def _view(self, event: ViewEvent) -> Outcome:
+        if self._known_views.holds(event):
+            return self._drop("duplicate")
+        counted = self._events.put_view(event)
+        # Stored or refused as present: either way the store now holds this key.
+        self._known_views.remember(event)
+        if counted:
             self._drops.accepted(counted=True)
             return COUNTED
         return self._drop("duplicate")
 
     def _impression(self, event: ViewEvent, now: datetime) -> Outcome:
-        wait_s = self._registry.take_slot("imp", event.visitor, self._impression_interval_s, now)
+        wait_s = self._known_slots.wait_s(event.visitor, now)
+        if wait_s is None:
+            # A free slot is claimed in the store: the limit is global, not per container.
+            interval_s = self._impression_interval_s
+            wait_s = self._registry.take_slot("imp", event.visitor, interval_s, now)
+            held_ms = interval_s * 1000 if wait_s is None else round(wait_s * 1000)
+            self._known_slots.remember(event.visitor, epoch_ms(now) + held_ms)
         if wait_s is not None:
             self._drops.count("rate_limited")
             raise RateLimited(

@@ -1,12 +1,13 @@
 """Recording player view reports: a pipeline of named steps over one rule event (DESIGN §4).
 
 Steps, in the contract's order: ``parse`` -> ``match_key`` -> ``find_player`` ->
-``drop_retransmission`` -> ``limit_rate`` -> ``find_post`` -> ``drop_author_view`` ->
-``store``. Each may end the report with an outcome; a drop is counted by reason, never
-raised. Only an infrastructure fault raises (the Lambda is then retried with the same
-event): the rule's ``received_at`` travels as a redelivery token, and Impression ids are
-derived from the event, so a retried event is neither mistaken for its own retransmission
-nor stored twice.
+``pass_gate`` (retransmission, then rate: players/gate.py) -> ``find_post`` ->
+``drop_author_view`` -> ``store``. Each may end the report with an outcome; a drop is
+counted by reason, never raised. Only an infrastructure fault raises (the Lambda is then
+retried with the same event): the rule's ``received_at`` travels as a redelivery token, and
+Impression ids are derived from the event, so a retried event is neither mistaken for its
+own retransmission nor stored twice. A View key the store confirmed is remembered in the
+container (``ingest/known.py``), so a frame repeating a counted View costs no second write.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from ulid import ULID
 from chalicelib.clock import Clock
 from chalicelib.enrich.visitor import user_visitor
 from chalicelib.ingest.drops import DropCounter
+from chalicelib.ingest.known import KnownViews
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
 from chalicelib.players.acks import Ack, AckPublisher, ErrorCode, send_ack
 from chalicelib.players.directory import PlayerDirectory
+from chalicelib.players.gate import ReportGate
 from chalicelib.players.schema import (
     InvalidReport,
     PlayerViewMessage,
@@ -49,13 +52,17 @@ UNKNOWN_POST = "player_unknown_post"
 AUTHOR_VIEW = "player_author_view"
 DUPLICATE = "player_duplicate"
 DROP_REASONS = (
-    INVALID, KEY_MISMATCH, UNREGISTERED, RETRANSMISSION, RATE_LIMITED, UNKNOWN_POST,
-    AUTHOR_VIEW, DUPLICATE,
+    INVALID,
+    KEY_MISMATCH,
+    UNREGISTERED,
+    RETRANSMISSION,
+    RATE_LIMITED,
+    UNKNOWN_POST,
+    AUTHOR_VIEW,
+    DUPLICATE,
 )
 OUTCOMES = (COUNTED, IMPRESSION, *DROP_REASONS)
 
-RETRANSMISSION_SCOPE = "ptx"
-RATE_SCOPE = "player"
 _MAX_ULID_MS = 2**48
 
 
@@ -87,8 +94,12 @@ class PlayerOutcome:
         return self.reason in DROP_REASONS
 
 
-def _failure(reason: str, code: ErrorCode, error: str, retry_after_s: int | None = None) -> PlayerOutcome:
-    return PlayerOutcome(reason, success=False, error_code=code, error=error, retry_after_s=retry_after_s)
+def _failure(
+    reason: str, code: ErrorCode, error: str, retry_after_s: int | None = None
+) -> PlayerOutcome:
+    return PlayerOutcome(
+        reason, success=False, error_code=code, error=error, retry_after_s=retry_after_s
+    )
 
 
 def redelivery_token(event: Any) -> str | None:
@@ -122,22 +133,22 @@ class PlayerViewRecorder:
         clock: Clock,
         player_interval_s: int,
         retransmission_window_s: int,
+        known_views: KnownViews | None = None,
     ) -> None:
         self._events = events
-        self._registry = registry
         self._players = players
         self._posts = posts
         self._drops = drops
         self._acks = acks
         self._clock = clock
         self._interval_s = player_interval_s
-        self._window_s = retransmission_window_s
+        self._gate = ReportGate(registry, player_interval_s, retransmission_window_s)
+        self._known_views = known_views if known_views is not None else KnownViews()
         self._steps: tuple[Callable[[Report], PlayerOutcome | None], ...] = (
             self.parse,
             self.match_key,
             self.find_player,
-            self.drop_retransmission,
-            self.limit_rate,
+            self.pass_gate,
             self.find_post,
             self.drop_author_view,
             self.store,
@@ -152,8 +163,14 @@ class PlayerViewRecorder:
             outcome = self._run(report)
         except Exception:
             # An infrastructure fault: tell the player if it asked, then let Lambda retry.
-            self._ack(report, _failure("internal_error", "internal_error",
-                                       "temporarily unavailable; the report will be retried"))
+            self._ack(
+                report,
+                _failure(
+                    "internal_error",
+                    "internal_error",
+                    "temporarily unavailable; the report will be retried",
+                ),
+            )
             raise
         if outcome.dropped:
             self._drops.count(outcome.reason)
@@ -200,50 +217,51 @@ class PlayerViewRecorder:
             return _failure(UNREGISTERED, "unregistered", "this player is not registered")
         return None
 
-    def drop_retransmission(self, report: Report) -> PlayerOutcome | None:
-        # A QoS 1 redelivery repeats the message byte for byte: same post, same device time.
-        # Checked before the rate so that a retransmission never spends the player's slot.
+    def pass_gate(self, report: Report) -> PlayerOutcome | None:
+        # A retransmission is told first, so it never spends the player's slot.
         message = report.message
         assert message is not None and report.player_key is not None
-        subject = f"{report.player_key}#{message.post_id}#{message.timestamp or '-'}"
-        first = self._registry.mark_once(
-            RETRANSMISSION_SCOPE, subject, self._window_s, report.now, token=report.token
+        verdict = self._gate.check(
+            report.player_key, message.post_id, message.timestamp, report.now, report.token
         )
-        return None if first else PlayerOutcome(RETRANSMISSION)
-
-    def limit_rate(self, report: Report) -> PlayerOutcome | None:
-        assert report.player_key is not None
-        wait_s = self._registry.take_slot(
-            RATE_SCOPE, report.player_key, self._interval_s, report.now, token=report.token
-        )
-        if wait_s is None:
+        if verdict.kind == "admitted":
             return None
+        if verdict.kind == "retransmission":
+            return PlayerOutcome(RETRANSMISSION)
         return _failure(
-            RATE_LIMITED, "rate_limited",
+            RATE_LIMITED,
+            "rate_limited",
             f"at most one report per {self._interval_s} s per player",
-            retry_after_s=max(1, math.ceil(wait_s)),
+            retry_after_s=max(1, math.ceil(verdict.wait_s or 0.0)),
         )
 
     def find_post(self, report: Report) -> PlayerOutcome | None:
         assert report.message is not None
         report.post = self._posts.get(report.message.post_id)
         if report.post is None:
-            return _failure(UNKNOWN_POST, "not_found", f"post {report.message.post_id} is not registered")
+            return _failure(
+                UNKNOWN_POST, "not_found", f"post {report.message.post_id} is not registered"
+            )
         return None
 
     def drop_author_view(self, report: Report) -> PlayerOutcome | None:
         # Accepted, never counted: an artist's own frame showing their own work.
         assert report.post is not None and report.player is not None
-        return PlayerOutcome(AUTHOR_VIEW) if report.post.owner_id == report.player.owner_id else None
+        return (
+            PlayerOutcome(AUTHOR_VIEW) if report.post.owner_id == report.player.owner_id else None
+        )
 
     def store(self, report: Report) -> PlayerOutcome:
         event = self._view_event(report)
         if event.intent == "impression":
             self._events.put_impression(event)
             return PlayerOutcome(IMPRESSION)
-        if self._events.put_view(event):
-            return PlayerOutcome(COUNTED, counted=True)
-        return PlayerOutcome(DUPLICATE)
+        if self._known_views.holds(event):
+            return PlayerOutcome(DUPLICATE)
+        counted = self._events.put_view(event)
+        # Stored or refused as present: either way the store now holds this key.
+        self._known_views.remember(event)
+        return PlayerOutcome(COUNTED, counted=True) if counted else PlayerOutcome(DUPLICATE)
 
     # ---- helpers -----------------------------------------------------------------------------
 

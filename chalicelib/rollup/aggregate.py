@@ -3,8 +3,9 @@
 A batch of DynamoDB-stream records (Lambda's event shape) is decoded, events of closed
 Days are skipped (the close counted them exactly), the Day's activity markers are written
 (the close's list of posts to recount), and the batch folds into one ``UpdateItem`` per
-touched item. Delivery is at least once: a retried batch may count twice on an open Day,
-never less, and the close makes every finished Day exact.
+touched ``D#{day}`` item. Nothing else is updated per batch: lifetime ``TOTAL`` items are
+the close's alone. Delivery is at least once: a retried batch may count twice on an open
+Day, never less, and the close makes every finished Day exact.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Aggregator:
         self._ttl_days = ttl_days
         self._state_every_s = state_every_s
         self._markers: set[tuple[str, int]] = set()
+        self._cap = counters.LiveCap()
         self._state_written_at: datetime | None = None
         self.last_report = BatchReport()
 
@@ -99,21 +101,18 @@ class Aggregator:
         if skipped:
             self._drops.count("after_close", skipped)
         markers = self._write_markers(live)
-        tallies = counters.fold(live)
-        applied = self._apply(counters.day_updates(tallies))
-        # Only what reached a Day item reaches TOTAL, so TOTAL = sum of its Days holds.
-        kept = {key: t for key, t in tallies.items() if (key[0], keys.day_sk(key[1])) in applied}
-        totals = counters.total_updates(kept)
-        self._apply(totals)
+        tallies = self._cap.apply(counters.fold(live))
+        updates = counters.day_updates(tallies, self._ttl_days)
+        self._apply(updates)
         self._note_position(records, live)
         return BatchReport(
             records=len(records),
             events=len(events),
-            skipped_closed=skipped + len(tallies) - len(kept),
+            skipped_closed=skipped,
             ignored=ignored,
             bad=bad,
             markers=markers,
-            updates=len(applied) + len(totals),
+            updates=len(updates),
         )
 
     def _write_markers(self, events: Sequence[ViewEvent]) -> int:
@@ -159,24 +158,19 @@ class Aggregator:
         if updates:
             self._store.add_counters(updates)
 
-    def _apply(self, updates: list[CounterUpdate]) -> set[tuple[str, str]]:
-        """Apply updates; returns the keys that took them. A closed Day refuses (skipped);
-        an item at DynamoDB's size limit takes the update without open-ended breakdowns."""
-        refused = self._store.add_counters(updates)
-        done = {(u.pk, u.sk) for u in updates}
-        retry = []
-        for update, reason in refused:
-            if reason == "too_large":
-                retry.append(replace(update, add=without_open_ended(update.add)))
-            else:
-                done.discard((update.pk, update.sk))
-        for update, reason in self._store.add_counters(retry) if retry else []:
+    def _apply(self, updates: list[CounterUpdate]) -> None:
+        """Apply updates; an item at DynamoDB's size limit takes its update without the
+        open-ended breakdowns (the close recounts the Day exactly from raw events)."""
+        retry = [
+            replace(update, add=without_open_ended(update.add))
+            for update, _reason in self._store.add_counters(updates)
+        ]
+        if not retry:
+            return
+        self._drops.count("counter_breakdown_trimmed", len(retry))
+        for update, reason in self._store.add_counters(retry):
             logger.error("aggregate: %s %s refused (%s)", update.pk, update.sk, reason)
             self._drops.count("counter_item_full")
-            done.discard((update.pk, update.sk))
-        if retry:
-            self._drops.count("counter_breakdown_trimmed", len(retry))
-        return done
 
     def _note_position(
         self, records: Sequence[Mapping[str, Any]], events: Sequence[ViewEvent]

@@ -1,20 +1,22 @@
 """The daily close: every finished Day past the watermark, recounted exactly from raw events.
 
-For one Day, in an order that any crash can resume from:
+Each post active that Day (its ``DAY#{day}`` markers) is recounted from its raw events, and
+its artist and the site from the same events. Then, for every target (post, artist, site)
+with any stored look that Day, in an order that any crash can resume from (the format:
+``chalicelib/storage/closed.py``, docs/adr/0008-closed-pieces.md):
 
-1. each post active that Day (its ``DAY#{day}`` markers) is recounted from its raw events;
-   its ``D#{day}`` item is overwritten with exact counters (``closed``, ``uv``, ``auv``)
-   and an ``H#{day}`` item gets the HLL sketches of its Visitors;
-2. the artist and site ``D#{day}`` items (and sketches) are rebuilt from the same events;
-3. each of those items' ``CLOSED`` running sum takes the Day once (guarded by ``thru``);
-4. each ``TOTAL`` is rebuilt as ``CLOSED`` + its open Days, with a revision check so a
-   live update racing it is never lost; this also heals any drift a failed stream batch
-   left between live Days and TOTAL;
+1. its level-0 piece ``B0#{day}`` (breakdowns without hours, sketches of its Visitors);
+2. its row in the series chunk ``S#{chunk}`` (totals, exact uniques, hours, first/last);
+3. the blocks that become readable now (``closed.to_build``), merged from existing pieces;
+4. its ``TOTAL`` takes the Day once (sums, activity bitmap; guarded by ``thru``), and a
+   post's ``RANK`` (its by_views entry) takes the new lifetime Views;
 5. the watermark moves to the Day (never back).
 
-Every write is an idempotent overwrite that is skipped when nothing changed, so a second
-run writes nothing. The run stops inside its time budget and resumes at the first Day
-not yet closed.
+Posts go first, then artists and the site. Every write is an idempotent overwrite skipped
+when the stored item already equals it, so a second close of a Day writes nothing; live
+``D#`` items are never touched (readers use them only past the watermark, and they expire
+with the Day's raw events). The run stops inside its time budget and resumes at the first
+Day not yet closed.
 """
 
 from __future__ import annotations
@@ -23,30 +25,30 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from chalicelib.clock import Clock
+from chalicelib.errors import VTSError
 from chalicelib.model import ViewEvent
 from chalicelib.rollup import counters
 from chalicelib.rollup.counters import Tally
-from chalicelib.rollup.sketches import visitor_sketch
 from chalicelib.rollup.status import watermark_age_emf
-from chalicelib.storage import codec, keys
+from chalicelib.storage import closed, keys
 from chalicelib.storage.ports import AggregateStore, EventStore
+from chalicelib.storage.tables import RANK_ROW_ATTRIBUTES
 
 logger = logging.getLogger("vts.rollup")
 
 Key = tuple[str, str]
-_RACE_RETRIES = 5  # rounds of read-rebuild-write when a live update races a TOTAL rebuild
-_VOLATILE = ("closed_at",)
+_RACE_RETRIES = 5  # rounds of read-modify-write when another writer changed the item first
 
 
 @dataclass
 class Recount:
-    """One item's exact Day: counters, and the Visitors behind its Views."""
+    """One target's exact Day: counters, and the Visitors behind its Views."""
 
     tally: Tally = field(default_factory=Tally)
     visitors: set[str] = field(default_factory=set)
@@ -62,30 +64,56 @@ class Recount:
             if event.authenticated:
                 self.signed_in.add(event.visitor)
 
-    def day_item(self, pk: str, day: str, closed_at: str) -> dict[str, Any]:
-        item: dict[str, Any] = {"pk": pk, "sk": keys.day_sk(day)}
-        item.update(counters.cap_open_ended(self.tally.counts))
-        if self.tally.first_at:
-            item["first_at"] = self.tally.first_at
-            item["last_at"] = self.tally.last_at
-        if counters.is_post(pk) and self.tally.owner:
-            item["owner"] = self.tally.owner
-        item.update(
-            closed=True,
-            closed_at=closed_at,
-            uv=len(self.visitors) + self.unnamed,
-            auv=len(self.signed_in) + self.unnamed_signed_in,
-        )
-        return item
+    @property
+    def looked(self) -> bool:
+        """Whether the target had any stored look (View or Impression) that Day."""
+        return bool(self.tally.counts["v"] or self.tally.counts["i"])
 
-    def sketch_item(self, pk: str, day: str) -> dict[str, Any] | None:
-        if not self.visitors:
-            return None
-        pk_, sk = keys.sketch_key(pk, day)
-        item: dict[str, Any] = {"pk": pk_, "sk": sk, "hll": visitor_sketch(self.visitors)}
-        if self.signed_in:
-            item["ahll"] = visitor_sketch(self.signed_in)
-        return item
+    def piece(self, number: int) -> closed.Piece:
+        """The Day's level-0 piece: breakdowns without the hour, sketches of named Visitors."""
+        parts: dict[str, dict[str, dict[str, int]]] = {}
+        for measure, dimension, value, n in _breakdowns(self.tally.counts):
+            if dimension != "h":
+                parts.setdefault(measure, {}).setdefault(dimension, {})[value] = n
+        piece = closed.Piece(
+            level=0,
+            start=number,
+            totals=counters.measures_only(self.tally.counts),
+            parts=closed.cap_parts(parts),
+            first_at=self.tally.first_at,
+            last_at=self.tally.last_at,
+        )
+        for measure, visitors in (("v", self.visitors), ("av", self.signed_in)):
+            if visitors:
+                piece.sketches[measure] = closed.sketch_of(visitors, closed.SKETCHES[measure][1])
+        return piece
+
+    def row(self) -> closed.DayRow:
+        """The Day's row in its series chunk."""
+        hours: dict[str, dict[str, int]] = {}
+        for measure, dimension, value, n in _breakdowns(self.tally.counts):
+            if dimension == "h":
+                hours.setdefault(measure, {})[value] = n
+        return closed.DayRow(
+            totals=counters.measures_only(self.tally.counts),
+            unique={
+                "v": len(self.visitors) + self.unnamed,
+                "av": len(self.signed_in) + self.unnamed_signed_in,
+            },
+            hours=hours,
+            first_at=self.tally.first_at,
+            last_at=self.tally.last_at,
+        )
+
+
+def _breakdowns(counts: Mapping[str, int]) -> list[tuple[str, str, str, int]]:
+    """(measure, dimension, value, n) of every non-zero breakdown counter."""
+    out = []
+    for name, n in counts.items():
+        split = counters.split_breakdown(name)
+        if split is not None and n:
+            out.append((*split, int(n)))
+    return out
 
 
 @dataclass
@@ -114,6 +142,13 @@ class _OutOfTime(Exception):
     pass
 
 
+class CloseRaced(VTSError):
+    """Another writer kept changing a target's item (a second close running at the same
+    time): this run stops before the watermark moves, and the next one resumes the Day."""
+
+    code = "close_raced"
+
+
 def emf_to_stdout(line: str) -> None:
     """EMF metrics are log lines on stdout: in Lambda, CloudWatch turns them into metrics."""
     sys.stdout.write(line + "\n")
@@ -139,16 +174,6 @@ def last_finished_day(now: datetime, grace_s: int) -> str:
     """The newest Day whose end lies ``grace_s`` or more in the past."""
     running = date.fromisoformat(keys.day_of(now - timedelta(seconds=grace_s)))
     return (running - timedelta(days=1)).isoformat()
-
-
-def same_item(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Equal but for bookkeeping that a rewrite would only refresh."""
-    if old is None:
-        return False
-    strip = set(_VOLATILE)
-    return {k: v for k, v in old.items() if k not in strip} == {
-        k: v for k, v in new.items() if k not in strip
-    }
 
 
 class DayCloser:
@@ -239,7 +264,6 @@ class DayCloser:
         deadline: float = float("inf"),
     ) -> None:
         report = report if report is not None else CloseReport()
-        closed_at = codec.iso(now)
         markers = self._store.query_range(keys.marker_pk(day), "P#", "P#~")
         posts = sorted({keys.post_of_marker_sk(str(m["sk"])) for m in markers})
         recounts: dict[str, Recount] = {}
@@ -258,19 +282,26 @@ class DayCloser:
             if not found and (item := live.get((pk, keys.day_sk(day)))):
                 self._from_live(pk, item, recounts)
         report.posts += len(posts)
+        # Posts first, then artists and the site.
+        others = sorted(pk for pk in recounts if pk not in set(post_pks))
+        targets = [pk for pk in post_pks + others if recounts[pk].looked]
+        number = closed.day_number(day)
+        pieces = {pk: recounts[pk].piece(number) for pk in targets}
         self._check(deadline)
-        # Posts first, then artists and the site, so a reader never sees a closed artist
-        # Day whose posts are still live.
-        ordered = post_pks + sorted(pk for pk in recounts if pk not in set(post_pks))
-        report.writes += self._write_days(day, ordered, recounts, closed_at)
+        report.writes += self._write_pieces(targets, pieces)
         self._check(deadline)
-        report.writes += self._add_to_closed(day, ordered, recounts)
+        report.writes += self._write_series(day, targets, recounts)
         self._check(deadline)
-        report.writes += self._rebuild_totals(day, now, ordered)
+        totals = self._store.get_items((pk, keys.TOTAL_SK) for pk in targets)
+        report.writes += self._write_blocks(number, targets, pieces, totals)
+        self._check(deadline)
+        report.writes += self._add_to_totals(day, targets, recounts, totals)
+        report.writes += self._move_ranks(targets, totals)
 
     def _from_live(self, pk: str, item: Mapping[str, Any], recounts: dict[str, Recount]) -> None:
         """A marked post with no raw events left (TTL passed before the close): keep its
-        live counters, so the Day is not zeroed; its Visitors are unknown."""
+        live counters, so the Day is not zeroed; its Visitors are unknown (no sketch, and
+        one distinct Visitor per View, as Views are unique per Visitor, post and Day)."""
         logger.error("close: %s %s has no raw events; keeping its live counters", pk, item["sk"])
         tally = Tally(
             counts=Counter(counters.counter_names(item)),
@@ -286,143 +317,176 @@ class DayCloser:
             target.unnamed += int(tally.counts["v"])
             target.unnamed_signed_in += int(tally.counts["av"])
 
-    def _write_days(
-        self, day: str, ordered: list[str], recounts: Mapping[str, Recount], closed_at: str
-    ) -> int:
-        wanted: list[dict[str, Any]] = []
-        for pk in ordered:
-            recount = recounts[pk]
-            wanted.append(recount.day_item(pk, day, closed_at))
-            sketch = recount.sketch_item(pk, day)
-            if sketch is not None:
-                wanted.append(sketch)
-        existing = self._store.get_items((str(i["pk"]), str(i["sk"])) for i in wanted)
-        changed = [i for i in wanted if not same_item(existing.get((i["pk"], i["sk"])), i)]
+    # ---- the writes, in their order ---------------------------------------------------------
+
+    def _put_changed(self, wanted: Sequence[dict[str, Any]], existing: Mapping[Key, Any]) -> int:
+        changed = [i for i in wanted if existing.get((i["pk"], i["sk"])) != i]
         self._store.put_items(changed)
         return len(changed)
 
-    def _add_to_closed(self, day: str, ordered: list[str], recounts: Mapping[str, Recount]) -> int:
-        """Each item's running sum of closed Days takes this Day once."""
-        writes = 0
-        current = self._store.get_items((pk, keys.CLOSED_SK) for pk in ordered)
-        for pk in ordered:
-            old = current.get((pk, keys.CLOSED_SK))
-            for _ in range(_RACE_RETRIES):
-                if old is not None and str(old.get("thru", "")) >= day:
-                    break
-                new = closed_sum(pk, old, recounts[pk].tally, day)
-                writes += 1
-                if self._store.put_if(new, "thru", old.get("thru") if old else None):
-                    break
-                old = self._store.get_items([(pk, keys.CLOSED_SK)]).get((pk, keys.CLOSED_SK))
-        return writes
+    def _write_pieces(self, targets: Sequence[str], pieces: Mapping[str, closed.Piece]) -> int:
+        wanted = [pieces[pk].item(pk) for pk in targets]
+        existing = self._store.get_items((str(i["pk"]), str(i["sk"])) for i in wanted)
+        return self._put_changed(wanted, existing)
 
-    def _rebuild_totals(self, day: str, now: datetime, ordered: list[str]) -> int:
-        """TOTAL := CLOSED + the Days after the last one it holds (``thru``: ``day``, or a
-        later one when an earlier Day is closed again), unless a live update raced us;
-        then each post's ``RANK`` (its by_views entry) takes the rebuilt lifetime Views."""
+    def _write_series(
+        self, day: str, targets: Sequence[str], recounts: Mapping[str, Recount]
+    ) -> int:
+        """Each target's chunk takes the Day's row: read, replace the row, write back only
+        if ``rev`` is unchanged (two Days of one chunk may be written by different runs)."""
+        start = closed.chunk_start(day)
+        sk = keys.series_sk(start)
         writes = 0
-        rebuilt: dict[str, dict[str, Any]] = {}
-        today = keys.day_of(now)
-        pending = list(ordered)
+        pending = list(targets)
         for _ in range(_RACE_RETRIES):
-            if not pending:
-                break
-            wanted = [(pk, keys.TOTAL_SK) for pk in pending] + [
-                (pk, keys.CLOSED_SK) for pk in pending
-            ]
-            # TOTAL is read before the open Days: a live update landing in between is then
-            # either in both reads or caught by the revision check.
-            totals = self._store.get_items(wanted)
-            open_days = {
-                pk: days_between(
-                    next_day(str((totals.get((pk, keys.CLOSED_SK)) or {}).get("thru", day))), today
-                )
-                for pk in pending
-            }
-            days = self._store.get_items(
-                (pk, keys.day_sk(d)) for pk in pending for d in open_days[pk]
-            )
+            current = self._store.get_items((pk, sk) for pk in pending)
             raced = []
             for pk in pending:
-                total = totals.get((pk, keys.TOTAL_SK))
-                parts = [totals.get((pk, keys.CLOSED_SK))]
-                parts += [days.get((pk, keys.day_sk(d))) for d in open_days[pk]]
-                new = rebuilt_total(pk, total, [p for p in parts if p is not None])
-                rebuilt[pk] = new
-                if same_item(total, new):
+                old = current.get((pk, sk))
+                rows = closed.series_rows(old)
+                row = recounts[pk].row()
+                if rows.get(day) == row:
                     continue
+                rows[day] = row
+                rev = int(old["rev"]) if old and old.get("rev") is not None else None
                 writes += 1
                 if not self._store.put_if(
-                    new, counters.REVISION, (total or {}).get(counters.REVISION)
+                    closed.series_item(pk, start, rows, (rev or 0) + 1), "rev", rev
                 ):
                     raced.append(pk)
+            if not raced:
+                return writes
             pending = raced
-        if pending:
-            logger.warning(
-                "close: TOTAL of %s kept racing live updates; next close rebuilds", pending
-            )
-        return writes + self._move_ranks(rebuilt)
+        raise CloseRaced(f"series chunk {sk} of {pending} kept changing")
 
-    def _move_ranks(self, totals: Mapping[str, Mapping[str, Any]]) -> int:
+    def _write_blocks(
+        self,
+        number: int,
+        targets: Sequence[str],
+        pieces: Mapping[str, closed.Piece],
+        totals: Mapping[Key, Mapping[str, Any]],
+    ) -> int:
+        """The blocks each target's Day completes (``closed.to_build``), lowest level first,
+        each merged from its children: built earlier in this loop, the Day's own piece, or
+        read (with the blocks already stored, to skip equal ones) in one batch read."""
+        plans: dict[str, tuple[closed.Activity, list[tuple[int, int]]]] = {}
+        for pk in targets:
+            active = closed.Activity.from_item(totals.get((pk, keys.TOTAL_SK))).with_day(number)
+            blocks = closed.to_build(number, active)
+            if blocks:
+                plans[pk] = (active, blocks)
+        wanted: set[Key] = set()
+        for pk, (active, blocks) in plans.items():
+            built = {(0, number), *blocks}
+            for level, start in blocks:
+                wanted.add(closed.piece_key(pk, level, start))
+                wanted.update(
+                    closed.piece_key(pk, *child)
+                    for child in closed.children(level, start, active)
+                    if child not in built
+                )
+        found = self._store.get_items(wanted) if wanted else {}
+        out: list[dict[str, Any]] = []
+        for pk, (active, blocks) in plans.items():
+            made = {(0, number): pieces[pk]}
+            for level, start in blocks:
+                parts = []
+                for child in closed.children(level, start, active):
+                    piece = made.get(child)
+                    if piece is None and (item := found.get(closed.piece_key(pk, *child))):
+                        piece = closed.Piece.from_item(item)
+                    if piece is None:  # only if someone deleted it: build what is there
+                        child_sk = closed.piece_key(pk, *child)[1]
+                        logger.error("close: %s lacks %s for a block; left out", pk, child_sk)
+                        continue
+                    parts.append(piece)
+                made[(level, start)] = closed.merge(level, start, parts)
+                out.append(made[(level, start)].item(pk))
+        return self._put_changed(out, found)
+
+    def _add_to_totals(
+        self,
+        day: str,
+        targets: Sequence[str],
+        recounts: Mapping[str, Recount],
+        totals: dict[Key, dict[str, Any]],
+    ) -> int:
+        """Each ``TOTAL`` takes the Day once: skipped when ``thru`` is already there, else
+        written only if ``thru`` is still what was read. ``totals`` ends up current."""
+        writes = 0
+        for pk in targets:
+            key = (pk, keys.TOTAL_SK)
+            for _ in range(_RACE_RETRIES):
+                old = totals.get(key)
+                if old is not None and str(old.get("thru", "")) >= day:
+                    break
+                new = total_with_day(pk, old, recounts[pk].tally, day)
+                writes += 1
+                if self._store.put_if(new, "thru", (old or {}).get("thru")):
+                    totals[key] = new
+                    break
+                totals.update(self._store.get_items([key]))
+            else:
+                raise CloseRaced(f"TOTAL of {pk} kept changing")
+        return writes
+
+    def _move_ranks(self, targets: Sequence[str], totals: Mapping[Key, Mapping[str, Any]]) -> int:
+        """Each post's ``RANK`` (its by_views entry) takes its owner and lifetime figures (the
+        listing row the index projects: ``tables.RANK_ROW_ATTRIBUTES``)."""
         wanted: list[dict[str, Any]] = []
-        for pk, total in totals.items():
-            if counters.is_post(pk) and total.get("owner"):
+        for pk in targets:
+            total = totals.get((pk, keys.TOTAL_SK))
+            if counters.is_post(pk) and total and total.get("owner"):
                 gpk = keys.artist_aggregate_pk(str(total["owner"]))
-                wanted.append({"pk": pk, "sk": keys.RANK_SK, "gpk": gpk, "v": int(total["v"])})
+                rank = {"pk": pk, "sk": keys.RANK_SK, "gpk": gpk, "v": int(total["v"])}
+                rank.update({k: total[k] for k in RANK_ROW_ATTRIBUTES if k in total})
+                wanted.append(rank)
         existing = self._store.get_items((str(r["pk"]), keys.RANK_SK) for r in wanted)
-        changed = [r for r in wanted if not same_item(existing.get((r["pk"], keys.RANK_SK)), r)]
-        self._store.put_items(changed)
-        return len(changed)
+        return self._put_changed(wanted, existing)
 
 
-def closed_sum(
-    pk: str, old: Mapping[str, Any] | None, day_tally: Tally, day: str
+def total_with_day(
+    pk: str, old: Mapping[str, Any] | None, tally: Tally, day: str
 ) -> dict[str, Any]:
-    """The ``CLOSED`` item after adding one exact Day."""
-    total = Tally(counts=Counter(counters.counter_names(old or {})))
-    if old:
-        # Days close in order: the Day's own owner (when it has looks) is the newest.
-        total.first_at, total.last_at, total.owner = (
-            old.get("first_at"),
-            old.get("last_at"),
-            old.get("owner"),
-        )
-    total.merge(day_tally)
-    item: dict[str, Any] = {"pk": pk, "sk": keys.CLOSED_SK, "thru": day}
-    item.update(counters.cap_open_ended(total.counts))
-    if total.first_at:
-        item["first_at"], item["last_at"] = total.first_at, total.last_at
-    if counters.is_post(pk) and total.owner:
-        item["owner"] = total.owner
-    return item
-
-
-def rebuilt_total(
-    pk: str, total: Mapping[str, Any] | None, parts: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """``TOTAL`` as the sum of ``parts`` (CLOSED and the open Days), keeping its revision
-    and the post's current owner."""
-    sums: Counter[str] = Counter()
-    first: str | None = None
-    last: str | None = None
-    owner: str | None = None
-    for part in parts:
-        sums.update(counters.counter_names(part))
-        if part.get("first_at"):
-            first = min(first or "~", str(part["first_at"]))
-        if part.get("last_at"):
-            last = max(last or "", str(part["last_at"]))
-        owner = str(part["owner"]) if part.get("owner") else owner
+    """``TOTAL`` after adding one closed Day: sums, first/last View, the post's owner as of
+    the Day (Days close in order, so the newest), ``thru`` and the activity bitmap."""
+    old = old or {}
+    active = closed.Activity.from_item(old).with_day(closed.day_number(day))
     item: dict[str, Any] = {"pk": pk, "sk": keys.TOTAL_SK}
-    item.update(counters.measures_only(sums))
-    item["v"] = int(sums.get("v", 0))
-    if first:
-        item["first_at"], item["last_at"] = first, last
-    if total and total.get(counters.REVISION) is not None:
-        item[counters.REVISION] = total[counters.REVISION]
-    if counters.is_post(pk):
-        owner = str(total["owner"]) if total and total.get("owner") else owner
-        if owner:
-            item["owner"] = owner
+    for measure in counters.MEASURES:
+        n = int(old.get(measure, 0)) + int(tally.counts[measure])
+        if n or measure == "v":  # every TOTAL has `v` (0 with only Impressions)
+            item[measure] = n
+    stamps = [
+        s for s in (old.get("first_at"), old.get("last_at"), tally.first_at, tally.last_at) if s
+    ]
+    if stamps:
+        item["first_at"], item["last_at"] = min(stamps), max(stamps)
+    owner = tally.owner or old.get("owner")
+    if counters.is_post(pk) and owner:
+        item["owner"] = owner
+    item["thru"] = day
+    item.update(active.attributes())
     return item
+
+
+def closed_day(store: AggregateStore, pk: str, day: str) -> dict[str, Any] | None:
+    """A closed Day of one target as flat counters (``v``, ``vc:BR``, ``vh:13``, ``uv``,
+    ``auv``, ``first_at``...), read back from its series row and level-0 piece: for tools
+    and tests that check a closed Day. None when the target had no look that Day."""
+    series, piece = closed.series_key(pk, day), closed.piece_key(pk, 0, closed.day_number(day))
+    found = store.get_items([series, piece])
+    row = closed.series_rows(found.get(series)).get(day)
+    if row is None:
+        return None
+    out: dict[str, Any] = dict(row.totals)
+    for measure, hours in row.hours.items():
+        out.update({f"{measure}h:{hour}": n for hour, n in hours.items()})
+    if piece in found:
+        for measure, dims in closed.Piece.from_item(found[piece]).parts.items():
+            for dimension, values in dims.items():
+                out.update({f"{measure}{dimension}:{value}": n for value, n in values.items()})
+    out["uv"], out["auv"] = row.unique.get("v", 0), row.unique.get("av", 0)
+    if row.first_at:
+        out["first_at"], out["last_at"] = row.first_at, row.last_at
+    return out

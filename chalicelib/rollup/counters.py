@@ -3,7 +3,8 @@
 One event becomes increments such as ``v``, ``vc:BR``, ``vh:13`` (and ``av...`` when the
 Visitor is signed in); a batch of events folds into one ``Tally`` per item and Day, so a
 viral post costs one update per batch, not one per View. The live path (``aggregate``) and
-the exact recount (``close``) share these functions, so both write the same names.
+the exact recount (``close``) share these functions, so both count alike: the live ``D#``
+items keep these names, and the close turns them into series rows and pieces.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ MEASURES = ("v", "i", "av", "ai")
 DIMENSIONS = ("c", "d", "s", "ch", "po", "r", "h")
 UNKNOWN_COUNTRY = "??"
 NO_CHANNEL = "-"
-# Dimensions whose values are open-ended (any token, any domain): capped in closed items.
+# Dimensions whose values are open-ended (any token, any domain): the first dropped from a
+# full live item (closed pieces cap them on their own: storage/closed.py).
 OPEN_ENDED = ("ch", "r")
 OTHER = "~other"
-# Keeps a closed item (and the running totals built from them) far below 400 KB.
-OPEN_ENDED_CAP = 100
-# Bumped by every live TOTAL update, so the close can rebuild TOTAL without losing one.
-REVISION = "rev"
 
 Entity = str  # an aggregate partition: P#{post}, A#{artist} or SITE
 
@@ -109,8 +107,9 @@ def fold(events: Iterable[ViewEvent]) -> DayTallies:
     return tallies
 
 
-def day_updates(tallies: DayTallies) -> list[CounterUpdate]:
-    """Live ``D#{day}`` updates; a closed Day refuses them (the close owns it)."""
+def day_updates(tallies: DayTallies, ttl_days: int) -> list[CounterUpdate]:
+    """Live ``D#{day}`` updates. Each item expires with its Day's raw events: readers use it
+    only until the close, which keeps the Day in its own items."""
     updates = []
     for (entity, day), tally in sorted(tallies.items()):
         sets: dict[str, Any] = {}
@@ -118,45 +117,12 @@ def day_updates(tallies: DayTallies) -> list[CounterUpdate]:
             sets["owner"] = tally.owner
         if tally.last_at:
             sets["last_at"] = tally.last_at
+        keep: dict[str, Any] = {"expires_at": keys.event_expires_at(day, ttl_days)}
+        if tally.first_at:
+            keep["first_at"] = tally.first_at
         updates.append(
             CounterUpdate(
-                pk=entity,
-                sk=keys.day_sk(day),
-                add=dict(tally.counts),
-                set=sets,
-                set_if_absent={"first_at": tally.first_at} if tally.first_at else {},
-                only_open=True,
-            )
-        )
-    return updates
-
-
-def total_updates(tallies: DayTallies) -> list[CounterUpdate]:
-    """Live ``TOTAL`` updates from the Day tallies actually applied: the four measures only.
-
-    Lifetime breakdowns live in ``CLOSED`` (closed Days); keeping TOTAL small keeps each
-    live update at 1 WRU, and nothing reads lifetime breakdowns live.
-    """
-    per_entity: dict[Entity, Tally] = {}
-    for (entity, _day), tally in sorted(tallies.items()):
-        per_entity.setdefault(entity, Tally()).merge(tally)
-    updates = []
-    for entity, tally in sorted(per_entity.items()):
-        add = {m: tally.counts[m] for m in MEASURES if tally.counts[m]}
-        add["v"] = tally.counts["v"]  # every TOTAL has `v` (0 with only Impressions)
-        add[REVISION] = 1
-        sets: dict[str, Any] = {}
-        if is_post(entity) and tally.owner:
-            sets["owner"] = tally.owner
-        if tally.last_at:
-            sets["last_at"] = tally.last_at
-        updates.append(
-            CounterUpdate(
-                pk=entity,
-                sk=keys.TOTAL_SK,
-                add=add,
-                set=sets,
-                set_if_absent={"first_at": tally.first_at} if tally.first_at else {},
+                pk=entity, sk=keys.day_sk(day), add=dict(tally.counts), set=sets, set_if_absent=keep
             )
         )
     return updates
@@ -192,22 +158,41 @@ def split_breakdown(name: str) -> tuple[str, str, str] | None:
     return None
 
 
-def cap_open_ended(counts: Mapping[str, int], cap: int = OPEN_ENDED_CAP) -> dict[str, int]:
-    """Keep the ``cap - 1`` largest values of each open-ended breakdown; the rest add up
-    in ``{measure}{dimension}:~other`` (sums stay exact, the tail loses its names)."""
-    groups: dict[str, list[str]] = {}
-    for name in counts:
-        split = split_breakdown(name)
-        if split is not None and split[1] in OPEN_ENDED:
-            groups.setdefault(f"{split[0]}{split[1]}", []).append(name)
-    out = dict(counts)
-    for prefix, names in groups.items():
-        if len(names) <= cap:
-            continue
-        other = f"{prefix}:{OTHER}"
-        named = sorted((n for n in names if n != other), key=lambda n: (-counts[n], n))
-        rest = sum(counts[n] for n in named[cap - 1 :]) + counts.get(other, 0)
-        for name in named[cap - 1 :]:
-            del out[name]
-        out[other] = rest
-    return out
+class LiveCap:
+    """Keeps a live Day item's open-ended breakdowns (channels, referrers) from growing
+    without bound: per item, Day and measure, the first ``cap`` values this container sends
+    keep their names; later new ones add up under ``~other``. Sums stay exact and ``v``/``i``
+    untouched; only the names in the tail of a busy open Day are lost, until the close
+    recounts the Day from its raw events.
+
+    The memory is per container, so an item can take ``cap`` names per container that
+    wrote to it: a bound, not an exact cap. Busy posts' live items are read by every stats
+    request that includes today, so their size is read cost (docs/adr/0008).
+    """
+
+    def __init__(self, caps: Mapping[str, int] | None = None, max_entries: int = 50_000) -> None:
+        self._caps = dict(caps or LIVE_CAPS)
+        self._seen: dict[tuple[str, str, str], set[str]] = {}
+        self._max_entries = max_entries
+
+    def apply(self, tallies: DayTallies) -> DayTallies:
+        if len(self._seen) > self._max_entries:
+            self._seen.clear()
+        for (entity, day), tally in tallies.items():
+            for name in sorted(tally.counts):
+                split = split_breakdown(name)
+                if split is None or split[1] not in OPEN_ENDED or split[2] == OTHER:
+                    continue
+                measure, dimension, value = split
+                seen = self._seen.setdefault((entity, day, measure + dimension), set())
+                if value in seen:
+                    continue
+                if len(seen) < self._caps.get(measure, 0):
+                    seen.add(value)
+                    continue
+                tally.counts[f"{measure}{dimension}:{OTHER}"] += tally.counts.pop(name)
+        return tallies
+
+
+# Named open-ended values a live Day item keeps per measure and container (LiveCap).
+LIVE_CAPS = {"v": 100, "i": 25, "av": 25, "ai": 25}

@@ -1,6 +1,7 @@
-"""Decoding counter items of the ``aggregates`` table (docs/data-model.md) into typed days.
+"""One UTC Day's counters, typed: decoded from an open Day's live ``D#{day}`` item, or
+built from a closed Day's series row (stats/runner.py).
 
-Attribute names are ``{measure}{dimension}:{value}``; measures ``v``/``i`` (Views,
+Live attribute names are ``{measure}{dimension}:{value}``; measures ``v``/``i`` (Views,
 Impressions) and ``av``/``ai`` (the same for signed-in Visitors).
 """
 
@@ -15,13 +16,12 @@ MEASURES = ("v", "i", "av", "ai")
 DIMENSIONS = ("ch", "po", "c", "d", "s", "r", "h")
 # Measure prefixes to try, longest first ("av" before "v").
 _MEASURE_PREFIXES = ("av", "ai", "v", "i")
-# The exact distinct-Visitor count a closed Day stores, per measure that has one.
-UNIQUE_ATTRIBUTE = {"v": "uv", "av": "auv"}
 
 
 @dataclass
 class DayCounters:
-    """One ``D#{day}`` item: totals and breakdowns per measure, and what the close added."""
+    """One Day: totals and breakdowns per measure; a closed Day also its exact distinct
+    Visitors per measure (``unique``)."""
 
     day: str
     closed: bool = False
@@ -57,7 +57,8 @@ def _count(value: Any) -> int:
 
 
 def day_counters(day: str, item: Mapping[str, Any]) -> DayCounters:
-    out = DayCounters(day=day, closed=bool(item.get("closed")))
+    """An open Day from its live item (the close never touches those any more)."""
+    out = DayCounters(day=day)
     for name, value in item.items():
         if name in MEASURES:
             out.totals[name] = _count(value)
@@ -69,9 +70,6 @@ def day_counters(day: str, item: Mapping[str, Any]) -> DayCounters:
         count = _count(value)
         if count:
             out.parts.setdefault(measure, {}).setdefault(dimension, {})[key] = count
-    for measure, attribute in UNIQUE_ATTRIBUTE.items():
-        if out.closed and attribute in item:
-            out.unique[measure] = _count(item[attribute])
     first, last = item.get("first_at"), item.get("last_at")
     out.first_at = str(first) if first else None
     out.last_at = str(last) if last else None

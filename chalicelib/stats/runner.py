@@ -1,15 +1,26 @@
-"""The stats runner: read precomputed day items, spread them over the asked local dates,
-zero-fill the series and build PostStats / ArtistStats / SiteStats (DESIGN §3).
+"""The stats runner: read one target's closed and open Days, spread them over the asked
+local dates, zero-fill the series and build PostStats / ArtistStats / SiteStats (DESIGN §3).
 
-Cost is O(UTC Days in the range): one Query for the ``D#{day}`` items, one batch read of
-the close watermark and the stream position, and one Query for the ``H#{day}`` sketches
-only when a range needs a union. How each number
-is computed, and which are approximate, is written down in docs/stats.md.
+A request reads, whatever the number of Views (docs/stats.md, storage/closed.py):
+
+1. one batch read: the target's ``TOTAL`` (its activity bitmap says which closed Days have
+   items, so nothing is asked for that does not exist), the close watermark and the
+   stream position;
+2. one Query of the series chunks ``S#`` holding the active closed Days in range: per Day
+   totals, exact distinct Visitors, UTC hour buckets, first and last View;
+3. one batch read of the pieces ``B{level}#`` (breakdowns and sketches): the fewest blocks
+   holding the closed Days wholly inside the local window, plus the one-Day piece of each
+   closed Day the window cuts; with it the live ``D#`` items of the open Days (a Query of
+   them instead when there are many, e.g. a stalled close).
+
+A Day is closed (at or before the watermark) or open, never both for a reader: closed Days
+are read only from chunks and pieces, open Days only from ``D#`` items, so nothing is
+counted twice at the watermark edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -18,7 +29,8 @@ from chalicelib.clock import Clock
 from chalicelib.stats import sketches
 from chalicelib.stats.counters import DayCounters, day_counters
 from chalicelib.stats.query import StatsQuery
-from chalicelib.storage import keys
+from chalicelib.storage import closed, keys
+from chalicelib.storage.closed import Activity, DayRow, Piece
 from chalicelib.storage.codec import iso, parse_iso
 from chalicelib.storage.ports import AggregateStore
 
@@ -38,15 +50,50 @@ REPORTED = (
     ("play_order", "po"),
     ("referrer", "r"),
 )
-# The value under which a closed item sums the long tail of an open-ended breakdown.
-CAPPED_TAIL = "~other"
+# The value under which a piece sums the long tail of an open-ended breakdown.
+CAPPED_TAIL = closed.OTHER
 # An hour bucket with no hour counters at all is placed at midday UTC of its Day.
 FALLBACK_HOUR = 12
+# Open Days read by key in the pieces' batch read up to this many (today, and yesterday
+# until the close has run); more are read with one Query, which costs nothing for a Day
+# without an item, where a batch read pays the minimum for every key asked.
+BATCHED_OPEN_DAYS = 2
+# The novelty of an open Day's Visitors is measured on the closed pieces holding the last
+# (up to) this many Days of the range.
+RECENT_DAYS = 3
 
-# The attribute of an ``H#{day}`` item holding the sketch of each measure's Visitors.
-SKETCH_ATTRIBUTE = {"v": "hll", "av": "ahll"}
-# (measure, day) -> the day's sketch; built lazily by the caller (one read for the range).
-SketchSource = Callable[[str, Sequence[str]], Mapping[str, Any]]
+
+@dataclass(frozen=True)
+class Freshness:
+    """What the runner knows about completeness: the close watermark and the live position."""
+
+    watermark: str | None
+    live_as_of: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A piece read: the closed Days of the range it holds (its active ones) and its
+    decoded sketches of Visitors (measure -> sketch; a damaged one is left out)."""
+
+    days: tuple[str, ...]
+    sketches: Mapping[str, Any]
+
+
+@dataclass
+class Reading:
+    """What one request read for one target, decoded."""
+
+    freshness: Freshness
+    # Every UTC Day of the range that has counts, closed and open, in Day order. A closed
+    # Day carries its hour buckets as the ``h`` breakdown, and, when the local window cuts
+    # it, the other breakdowns of its one-Day piece.
+    days: list[DayCounters] = field(default_factory=list)
+    # The pieces holding the closed Days wholly inside the window: their breakdowns count
+    # whole, never apportioned.
+    interior: list[Piece] = field(default_factory=list)
+    # Every piece read (interior and cut Days), for unique Visitors.
+    held: list[Held] = field(default_factory=list)
 
 
 @dataclass
@@ -102,8 +149,14 @@ def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
         into[key] = into.get(key, 0) + n
 
 
-def spread(query: StatsQuery, days: Iterable[DayCounters], measure: str) -> _Spread:
-    """Place each UTC hour bucket of ``measure`` at the local date and hour of its midpoint."""
+def spread(
+    query: StatsQuery, days: Iterable[DayCounters], measure: str, whole: Iterable[Piece] = ()
+) -> _Spread:
+    """Place each UTC hour bucket of ``measure`` at the local date and hour of its midpoint.
+
+    A Day's breakdowns count pro rata of its Views inside the window; the ``whole``
+    pieces' breakdowns (Days wholly inside) count as they are.
+    """
     window = set(query.dates)
     out = _Spread()
     for day in days:
@@ -143,6 +196,11 @@ def spread(query: StatsQuery, days: Iterable[DayCounters], measure: str) -> _Spr
             counts = day.breakdown(measure, dimension)
             if counts:
                 _add(out.parts.setdefault(dimension, {}), apportion(counts, inside, total))
+    for piece in whole:
+        for _, dimension in REPORTED:
+            held_counts = piece.parts.get(measure, {}).get(dimension)
+            if held_counts:
+                _add(out.parts.setdefault(dimension, {}), held_counts)
     return out
 
 
@@ -155,17 +213,17 @@ class _Uniques:
         days: Sequence[DayCounters],
         spread_: _Spread,
         single_post: bool,
-        sketch_source: SketchSource,
+        held: Sequence[Held],
     ) -> None:
         self.measure = measure
         self.days = {d.day: d for d in days}
         self.spread = spread_
         self.single_post = single_post
-        self.sketch_source = sketch_source
-        closed = [d for d in days if d.closed and measure in d.unique and d.total(measure) > 0]
-        counted = sum(d.total(measure) for d in closed)
+        self.held = held
+        closed_days = [d for d in days if d.closed and measure in d.unique and d.total(measure) > 0]
+        counted = sum(d.total(measure) for d in closed_days)
         # Open Days of an artist or the site: Views/Visitor as on the closed Days read.
-        self.ratio = sum(d.unique[measure] for d in closed) / counted if counted else 1.0
+        self.ratio = sum(d.unique[measure] for d in closed_days) / counted if counted else 1.0
 
     def day(self, day: DayCounters) -> tuple[float, bool]:
         """A whole UTC Day's distinct Visitors, and whether that figure is exact."""
@@ -206,44 +264,51 @@ class _Uniques:
             value, exact = self.day(self.days[name])
             if n == self.days[name].total(self.measure):
                 return Estimate(round(value), not exact)
-        closed = [name for name in sorted(inside) if self.days[name].closed]
-        found = self.sketch_source(self.measure, closed) if len(inside) > 1 else {}
-        with_sketch = [name for name in closed if found.get(name) is not None]
-        union = sketches.union_estimate(found[name] for name in with_sketch) or 0.0
+        # The pieces with a sketch of this measure and a Day counted in the window, in Day
+        # order; every active closed Day is in at most one piece.
+        found = [
+            (days, held.sketches[self.measure])
+            for held in self.held
+            if self.measure in held.sketches
+            and (days := tuple(d for d in held.days if d in inside))
+        ]
+        with_sketch = [name for days, _ in found for name in days]
+        union = sketches.union_estimate(sketch for _, sketch in found) or 0.0
         whole = sum(self.day(self.days[name])[0] for name in with_sketch)
         scaled = sum(self._part(name, inside[name]) for name in with_sketch)
         if whole > scaled > 0:
             union *= scaled / whole  # edge Days only partly in the local window
-        rest = sum(self._part(name, n) for name, n in inside.items() if name not in with_sketch)
-        novelty = self._novelty(with_sketch, found) if rest else 1.0
+        sketched = set(with_sketch)
+        rest = sum(self._part(name, n) for name, n in inside.items() if name not in sketched)
+        novelty = self._novelty(found) if rest else 1.0
         estimate = union + novelty * rest
         parts = [self._part(name, n) for name, n in inside.items()]
         estimate = min(max(estimate, max(parts)), sum(parts))
         return Estimate(round(estimate), True)
 
-    def _novelty(self, with_sketch: Sequence[str], found: Mapping[str, Any]) -> float:
+    def _novelty(self, found: Sequence[tuple[tuple[str, ...], Any]]) -> float:
         """The share of a recent Day's Visitors that were new to the range: how much the
-        union grew over the last (up to) three closed Days, per distinct Visitor of theirs.
-        Open Days (no sketch yet) are assumed to bring new Visitors at that rate."""
-        if len(with_sketch) < 2:
+        union grew with the pieces of the last (up to) three closed Days, per distinct
+        Visitor of those Days. Open Days (no sketch yet) are assumed to bring new Visitors
+        at that rate."""
+        if len(found) < 2:
             return 1.0
-        recent = list(with_sketch[-3:]) if len(with_sketch) > 3 else list(with_sketch[1:])
-        before = [found[name] for name in with_sketch if name not in recent]
-        grown = (sketches.union_estimate(found[name] for name in with_sketch) or 0.0) - (
-            sketches.union_estimate(before) or 0.0
+        ordered = sorted(found, key=lambda piece: piece[0][0])
+        # The last piece, and the ones before it while they hold at most RECENT_DAYS Days
+        # together; never the first piece (growth is measured against something).
+        cut = len(ordered) - 1
+        held_days = len(ordered[cut][0])
+        while cut > 1 and held_days + len(ordered[cut - 1][0]) <= RECENT_DAYS:
+            cut -= 1
+            held_days += len(ordered[cut][0])
+        before, recent = ordered[:cut], ordered[cut:]
+        grown = (sketches.union_estimate(sketch for _, sketch in ordered) or 0.0) - (
+            sketches.union_estimate(sketch for _, sketch in before) or 0.0
         )
-        recent_uniques = sum(self.day(self.days[name])[0] for name in recent)
+        recent_uniques = sum(self.day(self.days[name])[0] for days, _ in recent for name in days)
         if recent_uniques <= 0:
             return 1.0
         return min(1.0, max(0.0, grown / recent_uniques))
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """What the runner knows about completeness: the close watermark and the live position."""
-
-    watermark: str | None
-    live_as_of: datetime | None = None
 
 
 def fresh_as_of(query_days: Sequence[str], freshness: Freshness, now: datetime) -> datetime:
@@ -260,16 +325,12 @@ def fresh_as_of(query_days: Sequence[str], freshness: Freshness, now: datetime) 
 
 
 def _block(
-    query: StatsQuery,
-    days: Sequence[DayCounters],
-    views: str,
-    impressions: str,
-    single_post: bool,
-    sketch_source: SketchSource,
+    query: StatsQuery, reading: Reading, views: str, impressions: str, single_post: bool
 ) -> dict[str, Any]:
     """The totals, breakdowns and daily series for one pair of measures (all or signed-in)."""
-    seen, shown = spread(query, days, views), spread(query, days, impressions)
-    uniques = _Uniques(views, days, seen, single_post, sketch_source)
+    seen = spread(query, reading.days, views, reading.interior)
+    shown = spread(query, reading.days, impressions, reading.interior)
+    uniques = _Uniques(views, reading.days, seen, single_post, reading.held)
     unique = uniques.range()
     out: dict[str, Any] = {
         "views": seen.total,
@@ -283,7 +344,7 @@ def _block(
             if dimension == "c":
                 value: dict[str, int] = top(counts, TOP_COUNTRIES, other=True)
             elif dimension == "r":
-                # The close folds a long tail into "~other": not a domain, never ranked.
+                # Pieces fold a long tail into "~other": not a domain, never ranked.
                 named = {k: n for k, n in counts.items() if k != CAPPED_TAIL}
                 value = top(named, TOP_REFERRERS, other=False)
             elif dimension == "d":
@@ -356,30 +417,72 @@ def _parse(text: str | None) -> datetime | None:
 
 
 def build_stats(
-    query: StatsQuery,
-    days: Sequence[DayCounters],
-    *,
-    kind: Kind,
-    sketch_source: SketchSource,
-    freshness: Freshness,
-    now: datetime,
+    query: StatsQuery, reading: Reading, *, kind: Kind, now: datetime
 ) -> dict[str, Any]:
-    """PostStats / the shared part of ArtistStats and SiteStats, from the Days read."""
+    """PostStats / the shared part of ArtistStats and SiteStats, from what was read."""
     single_post = kind == "post"
-    everyone = _block(query, days, "v", "i", single_post, sketch_source)
-    signed_in = _block(query, days, "av", "ai", single_post, sketch_source)
-    first, last = _view_bounds(query, days, spread(query, days, "v"))
+    everyone = _block(query, reading, "v", "i", single_post)
+    signed_in = _block(query, reading, "av", "ai", single_post)
+    first, last = _view_bounds(query, reading.days, spread(query, reading.days, "v"))
     return {
         "from": query.first.isoformat(),
         "to": query.last.isoformat(),
         "tz": query.tz_name,
         "computed_at": iso(now),
-        "fresh_as_of": iso(fresh_as_of(query.utc_days(), freshness, now)),
+        "fresh_as_of": iso(fresh_as_of(query.utc_days(), reading.freshness, now)),
         **everyone,
         "authenticated": signed_in,
         "first_view_at": first,
         "last_view_at": last,
     }
+
+
+def wholly_inside(query: StatsQuery, day: str) -> bool:
+    """Whether every hour bucket of the UTC ``day`` counts inside the local window."""
+    window = set(query.dates)
+    return all(query.local_slot(day, hour)[0] in window for hour in range(24))
+
+
+def closed_activity(total: Mapping[str, Any] | None, watermark: str | None) -> Activity:
+    """The target's active closed Days, as of the watermark read.
+
+    ``TOTAL`` may already hold a Day the close is still closing (the watermark moves last):
+    such a Day is open for this request, and the blocks its close builds are not asked for.
+    """
+    if watermark is None:
+        return Activity()
+    mark = closed.day_number(watermark)
+    return Activity(n for n in Activity.from_item(total).days if n <= mark)
+
+
+def closed_day(name: str, row: DayRow) -> DayCounters:
+    """A closed Day's figures from its series row, hour buckets as the ``h`` breakdown."""
+    return DayCounters(
+        day=name,
+        closed=True,
+        totals=dict(row.totals),
+        parts={measure: {"h": dict(hours)} for measure, hours in row.hours.items()},
+        unique=dict(row.unique),
+        first_at=row.first_at,
+        last_at=row.last_at,
+    )
+
+
+def held(piece: Piece, active: Activity, utc_days: Sequence[str]) -> Held:
+    """A piece's active closed Days within the range, and its sketches decoded."""
+    first, last = piece.days
+    in_range = set(utc_days)
+    days = tuple(
+        name
+        for n in range(first, last + 1)
+        if n in active and (name := closed.day_name(n)) in in_range
+    )
+    decoded = {}
+    for measure, raw in piece.sketches.items():
+        sketch = sketches.decode(raw)
+        if sketch is not None:
+            decoded[measure] = sketch
+    return Held(days, decoded)
 
 
 @dataclass(frozen=True)
@@ -397,67 +500,89 @@ class StatsRunner:
         self._aggregates = aggregates
         self._clock = clock
 
-    def read_days(self, target: Target, query: StatsQuery) -> list[DayCounters]:
-        """The ``D#{day}`` items of every UTC Day the window touches (one Query)."""
-        utc_days = query.utc_days()
-        items = self._aggregates.query_days(target.pk, utc_days[0], utc_days[-1])
-        return [day_counters(keys.day_of_aggregate_sk(str(item["sk"])), item) for item in items]
-
-    def freshness(self) -> Freshness:
-        """The close watermark and the stream's position, in one batch read."""
-        mark_key, pump_key = keys.watermark_key(), keys.pump_state_key()
-        found = self._aggregates.get_items([mark_key, pump_key])
+    def read(self, target: Target, query: StatsQuery, *, pieces: bool = True) -> Reading:
+        """Every item the range needs (module docstring); without ``pieces`` only the
+        figures per Day (no breakdowns of closed Days, no sketches)."""
+        pk, utc_days = target.pk, query.utc_days()
+        total_key, mark_key, pump_key = (
+            (pk, keys.TOTAL_SK),
+            keys.watermark_key(),
+            keys.pump_state_key(),
+        )
+        found = self._aggregates.get_items([total_key, mark_key, pump_key])
         mark = (found.get(mark_key) or {}).get("day")
         position = (found.get(pump_key) or {}).get("last_record_at")
-        return Freshness(str(mark) if mark else None, _parse(str(position) if position else None))
+        reading = Reading(
+            Freshness(str(mark) if mark else None, _parse(str(position) if position else None))
+        )
+        watermark = reading.freshness.watermark
+        closed_days = [d for d in utc_days if watermark is not None and d <= watermark]
+        open_days = utc_days[len(closed_days) :]
+        active = closed_activity(found.get(total_key), watermark)
+        rows = self._series(pk, [d for d in closed_days if closed.day_number(d) in active])
 
-    def sketch_source(self, target: Target) -> SketchSource:
-        """Reads the ``H#{day}`` items on first need (one Query over the closed Days asked,
-        both measures' sketches at once)."""
-        fetched: dict[str, dict[str, Any]] = {}
-        asked: set[str] = set()
+        piece_keys: list[tuple[str, str]] = []
+        cut: set[str] = set()
+        if pieces and rows:
+            interior = [d for d in closed_days if wholly_inside(query, d)]
+            cut = set(rows) - set(interior)
+            if interior:
+                first, last = closed.day_number(interior[0]), closed.day_number(interior[-1])
+                piece_keys += [
+                    closed.piece_key(pk, level, start)
+                    for level, start in closed.cover(first, last, active)
+                ]
+            piece_keys += [closed.piece_key(pk, 0, closed.day_number(d)) for d in sorted(cut)]
+        live_keys = (
+            [(pk, keys.day_sk(d)) for d in open_days] if len(open_days) <= BATCHED_OPEN_DAYS else []
+        )
+        got = self._aggregates.get_items(piece_keys + live_keys) if piece_keys or live_keys else {}
+        if live_keys:
+            live = [got[key] for key in live_keys if key in got]
+        elif open_days:
+            live = self._aggregates.query_days(pk, open_days[0], open_days[-1])
+        else:
+            live = []
 
-        def source(measure: str, day_names: Sequence[str]) -> dict[str, Any]:
-            missing = sorted(set(day_names) - asked)
-            if missing:
-                first, last = (
-                    keys.sketch_key(target.pk, missing[0]),
-                    keys.sketch_key(target.pk, missing[-1]),
-                )
-                for item in self._aggregates.query_range(target.pk, first[1], last[1]):
-                    fetched[keys.day_of_aggregate_sk(str(item["sk"]))] = item
-                asked.update(missing)
-            out: dict[str, Any] = {}
-            attribute = SKETCH_ATTRIBUTE[measure]
-            for name in day_names:
-                raw = sketches.sketch_bytes((fetched.get(name) or {}).get(attribute))
-                sketch = sketches.decode(raw) if raw else None
-                if sketch is not None:
-                    out[name] = sketch
-            return out
+        days = {name: closed_day(name, row) for name, row in rows.items()}
+        for key in piece_keys:
+            item = got.get(key)
+            if item is None:
+                continue
+            piece = Piece.from_item(item)
+            reading.held.append(held(piece, active, utc_days))
+            name = closed.day_name(piece.start)
+            if piece.level == 0 and name in cut:
+                for measure, dimensions in piece.parts.items():
+                    days[name].parts.setdefault(measure, {}).update(dimensions)
+            else:
+                reading.interior.append(piece)
+        for item in live:
+            name = keys.day_of_aggregate_sk(str(item["sk"]))
+            days[name] = day_counters(name, item)
+        reading.days = [days[name] for name in sorted(days)]
+        return reading
 
-        return source
+    def _series(self, pk: str, days: Sequence[str]) -> dict[str, DayRow]:
+        """The series rows of ``days`` (active closed Days, in order): one Query."""
+        if not days:
+            return {}
+        first, last = closed.chunk_start(days[0]), closed.chunk_start(days[-1])
+        rows: dict[str, DayRow] = {}
+        for item in self._aggregates.query_range(pk, keys.series_sk(first), keys.series_sk(last)):
+            rows.update(closed.series_rows(item))
+        wanted = set(days)
+        return {name: row for name, row in rows.items() if name in wanted}
 
     def stats(self, target: Target, query: StatsQuery) -> dict[str, Any]:
-        days = self.read_days(target, query)
-        return build_stats(
-            query,
-            days,
-            kind=target.kind,
-            sketch_source=self.sketch_source(target),
-            freshness=self.freshness(),
-            now=self._clock.now(),
-        )
+        reading = self.read(target, query)
+        return build_stats(query, reading, kind=target.kind, now=self._clock.now())
 
     def daily(self, target: Target, query: StatsQuery) -> dict[str, Any]:
-        """Only the daily series (the CSV): no sketches are read."""
-        days = self.read_days(target, query)
-
-        def no_sketches(measure: str, day_names: Sequence[str]) -> dict[str, Any]:
-            return {}
-
+        """Only the daily series (the CSV): series chunks and open Days, no pieces."""
+        reading = self.read(target, query, pieces=False)
         single_post = target.kind == "post"
         return {
-            "everyone": _block(query, days, "v", "i", single_post, no_sketches),
-            "signed_in": _block(query, days, "av", "ai", single_post, no_sketches),
+            "everyone": _block(query, reading, "v", "i", single_post),
+            "signed_in": _block(query, reading, "av", "ai", single_post),
         }

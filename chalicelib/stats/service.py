@@ -17,7 +17,7 @@ from chalicelib.stats import access
 from chalicelib.stats.csv import daily_csv
 from chalicelib.stats.query import StatsQuery, parse_page, parse_range
 from chalicelib.stats.runner import StatsRunner, Target
-from chalicelib.storage import keys
+from chalicelib.storage import closed, keys
 from chalicelib.storage.ports import AggregateStore
 
 TOP_POSTS = 5
@@ -27,7 +27,8 @@ Params = Mapping[str, str] | None
 
 
 def post_row(item: Mapping[str, Any]) -> dict[str, Any]:
-    """One post's lifetime counters (a ``P#{post}``/``TOTAL`` item) as a listing row."""
+    """One post's lifetime counters as of the last close (a ``P#{post}``/``TOTAL`` item)
+    as a listing row."""
     return {
         "post_id": keys.post_of_aggregate_pk(str(item["pk"])),
         "views": int(item.get("v", 0)),
@@ -86,13 +87,20 @@ class StatsService:
         return daily_csv(daily["everyone"]["daily"], daily["signed_in"]["daily"]), name
 
     def counter(self, post_text: str) -> dict[str, Any]:
-        """Public lifetime Views of a post."""
+        """Public lifetime Views of a post: ``TOTAL`` (the closed Days it holds, through
+        ``thru``) plus the live ``D#`` items of the Days after (all of them before its first
+        close). Live items of Days ``TOTAL`` holds stay until their TTL: never added twice."""
         post_id = parse_post_id(post_text)
         if self._posts.get(post_id) is None:
             raise NotFound(f"post {post_id} is not registered", code="unknown_post")
-        key = (keys.post_aggregate_pk(post_id), keys.TOTAL_SK)
-        item = self._aggregates.get_items([key]).get(key) or {}
-        return {"post_id": post_id, "views": int(item.get("v", 0))}
+        pk = keys.post_aggregate_pk(post_id)
+        key = (pk, keys.TOTAL_SK)
+        total = self._aggregates.get_items([key]).get(key) or {}
+        thru = total.get("thru")
+        after = closed.day_name(closed.day_number(str(thru)) + 1) if thru else ""
+        live = self._aggregates.query_range(pk, keys.day_sk(after), keys.day_sk("~"))
+        views = int(total.get("v", 0)) + sum(int(item.get("v", 0)) for item in live)
+        return {"post_id": post_id, "views": views}
 
     # ---- artists and the site -----------------------------------------------------------
 

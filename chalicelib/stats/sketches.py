@@ -1,33 +1,17 @@
 """HLL sketches of Visitors: decoding what the close stored and estimating a union.
 
-Sketches are the Apache DataSketches HLL format (``datasketches``); a union of daily
+Sketches are the Apache DataSketches HLL format (``datasketches``); a union of the pieces'
 sketches estimates distinct Visitors over a range (never a sum of daily uniques).
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from typing import Any
 
 import datasketches
 
 MAX_LG_K = 21
-
-
-def sketch_bytes(value: Any) -> bytes | None:
-    """The serialized sketch in an attribute: DynamoDB Binary, bytes, or base64 text."""
-    if value is None:
-        return None
-    raw = getattr(value, "value", value)  # boto3's Binary wraps the bytes
-    if isinstance(raw, (bytes, bytearray, memoryview)):
-        return bytes(raw)
-    if isinstance(raw, str):
-        try:
-            return base64.b64decode(raw, validate=True)
-        except ValueError:
-            return None
-    return None
 
 
 def decode(raw: bytes) -> Any | None:

@@ -1,6 +1,6 @@
 """An artist's post listing (the ``by_views`` index), the same for both ``AggregateStore``
 adapters: the opaque page cursor (base64url JSON of the last entry's index key) and the
-rows a page returns (each listed post's lifetime ``TOTAL`` item)."""
+rows a page returns (each listed post's lifetime figures, projected from its ``RANK`` item)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib.errors import BadRequest
-from chalicelib.storage import keys
+from chalicelib.storage.tables import RANK_ROW_ATTRIBUTES
 
 IndexKey = tuple[int, str, str]
 
@@ -41,11 +41,9 @@ def decode_cursor(cursor: str, gpk: str) -> IndexKey:
         ) from None
 
 
-def lifetime_rows(
-    entries: Sequence[Mapping[str, Any]], totals: Mapping[str, Mapping[str, Any] | None]
-) -> list[dict[str, Any]]:
-    """The listed posts' ``TOTAL`` items in index order (a post listed twice appears once;
-    a post without TOTAL yet gets a bare row)."""
+def lifetime_rows(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The listed posts' lifetime figures in index order, as the index projects them from
+    their ``RANK`` items (a post listed twice appears once)."""
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for entry in entries:
@@ -53,6 +51,7 @@ def lifetime_rows(
         if pk in seen:
             continue
         seen.add(pk)
-        total = totals.get(pk)
-        rows.append(dict(total) if total else {"pk": pk, "sk": keys.TOTAL_SK, "v": 0})
+        row = {"pk": pk, "v": int(entry.get("v", 0))}
+        row.update({k: entry[k] for k in RANK_ROW_ATTRIBUTES if entry.get(k) is not None})
+        rows.append(row)
     return rows

@@ -99,8 +99,6 @@ class DynamoAggregateStore:
             try:
                 guarded(partial(self._client.update_item, TableName=self._table, **request))
             except ClientError as error:
-                if is_conditional_failure(error):
-                    return "closed"
                 if _is_too_large(error):
                     return "too_large"
                 raise
@@ -222,10 +220,8 @@ class DynamoAggregateStore:
                 break
         more = len(entries) > limit
         entries = entries[:limit]
-        found = self.get_items((str(e["pk"]), keys.TOTAL_SK) for e in entries)
-        totals = {str(e["pk"]): found.get((str(e["pk"]), keys.TOTAL_SK)) for e in entries}
         next_cursor = encode_cursor(entries[-1]) if more and entries else None
-        return lifetime_rows(entries, totals), next_cursor
+        return lifetime_rows(entries), next_cursor
 
     # ---- the close watermark ----------------------------------------------------------------
 
@@ -314,6 +310,4 @@ def _one_request(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
-    if update.only_open:
-        request["ConditionExpression"] = f"attribute_not_exists({name('closed')})"
     return request

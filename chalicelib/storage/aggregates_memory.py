@@ -36,9 +36,6 @@ class MemoryAggregateStore:
             for update in updates:
                 key = (update.pk, update.sk)
                 old = self.items.get(key)
-                if update.only_open and old is not None and old.get("closed"):
-                    refused.append((update, "closed"))
-                    continue
                 new: dict[str, Any] = (
                     copy.deepcopy(old) if old is not None else {"pk": update.pk, "sk": update.sk}
                 )
@@ -103,9 +100,7 @@ class MemoryAggregateStore:
             indexed = [item for item in indexed if index_key(item) < after]
         page = indexed[: max(1, limit)]
         more = len(indexed) > len(page)
-        with self._lock:
-            totals = {str(e["pk"]): self.items.get((str(e["pk"]), keys.TOTAL_SK)) for e in page}
-        rows = lifetime_rows(page, totals)
+        rows = lifetime_rows(page)
         return rows, encode_cursor(page[-1]) if more and page else None
 
     # ---- the close watermark ----------------------------------------------------------------

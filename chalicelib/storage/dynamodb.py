@@ -11,7 +11,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import StorageUnavailable
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
-from chalicelib.storage import codec, keys
+from chalicelib.storage import codec, gate, keys
+from chalicelib.storage.ports import Admission
 
 T = TypeVar("T")
 
@@ -204,6 +205,124 @@ class DynamoRegistry:
                 return False
             raise
         return True
+
+    def admit(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        now: datetime,
+        token: str | None = None,
+        *,
+        unless_marked: bool = True,
+    ) -> Admission:
+        size = gate.checked_ring_size(interval_s, window_s)
+        now_ms = int(now.timestamp() * 1000)
+        index = gate.ring_index(now_ms, interval_s, size)
+        values: dict[str, Any] = {
+            ":now": {"N": str(now_ms)},
+            ":until": {"N": str(now_ms + interval_s * 1000)},
+            ":m": {"S": gate.message_digest(message)},
+            ":u": {"N": str(now_ms + window_s * 1000)},
+            ":tag": {"S": gate.token_tag(token)},
+            ":exp": {"N": str(gate.expires_at(now_ms, interval_s, window_s))},
+        }
+        # TTL deletion lags: an expired slot or ring entry is free whether or not it is gone.
+        slot = "attribute_not_exists(until_ms) OR until_ms <= :now"
+        update = f"SET until_ms = :until, m{index} = :m, u{index} = :u, t{index} = :tag"
+        update += ", expires_at = :exp"
+        if token is None:
+            update += " REMOVE tok"
+            other = ""
+        else:
+            slot += " OR tok = :tok"
+            update += ", tok = :tok"
+            values[":tok"] = {"S": token}
+            other = " AND t{i} <> :tag"
+        clauses = [f"({slot})"]
+        if unless_marked:
+            clauses.append("(attribute_not_exists(mu) OR mu <= :now)")
+        clauses += [f"NOT (m{i} = :m AND u{i} > :now{other.format(i=i)})" for i in range(size)]
+        pk, sk = keys.rate_key(scope, subject)
+        try:
+            guarded(
+                lambda: self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                    UpdateExpression=update,
+                    ConditionExpression=" AND ".join(clauses),
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            )
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            old = codec.from_typed(error.response.get("Item") or {})
+            return gate.read(old, message, now_ms, token, size)
+        return Admission(admitted=True)
+
+    def peek_gate(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        now: datetime,
+        token: str | None = None,
+    ) -> Admission:
+        size = gate.checked_ring_size(interval_s, window_s)
+        pk, sk = keys.rate_key(scope, subject)
+        answer = guarded(
+            lambda: self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                ConsistentRead=True,
+            )
+        )
+        item = codec.from_typed(answer.get("Item") or {})
+        return gate.read(item, message, int(now.timestamp() * 1000), token, size)
+
+    def note_marked(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        until_ms: int,
+        now: datetime,
+        token: str | None = None,
+    ) -> Admission:
+        size = gate.checked_ring_size(interval_s, window_s)
+        now_ms = int(now.timestamp() * 1000)
+        pk, sk = keys.rate_key(scope, subject)
+        expires = max(gate.expires_at(now_ms, interval_s, window_s), until_ms // 1000 + 61)
+        try:
+            answer = guarded(
+                lambda: self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                    UpdateExpression="SET mu = :mu, expires_at = :exp",
+                    # Never lower it: another container may have noted a later marker.
+                    ConditionExpression="attribute_not_exists(mu) OR mu < :mu",
+                    ExpressionAttributeValues={
+                        ":mu": {"N": str(until_ms)},
+                        ":exp": {"N": str(expires)},
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            )
+            item = answer.get("Attributes") or {}
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            item = error.response.get("Item") or {}
+        return gate.read(codec.from_typed(item), message, now_ms, token, size)
 
 
 class DynamoDropStore:

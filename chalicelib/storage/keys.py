@@ -116,21 +116,22 @@ def artist_posts_key(artist_id: str) -> tuple[str, str]:
     return artist_aggregate_pk(artist_id), "POSTS"
 
 
-def sketch_key(pk: str, day: str) -> tuple[str, str]:
-    """A closed Day's HLL sketch(es) of Visitors, beside that Day's counters."""
-    return pk, f"H#{day}"
+def series_sk(chunk_start: str) -> str:
+    """A series chunk: the small per-Day figures of 8 aligned closed Days (storage/closed.py)."""
+    return f"S#{chunk_start}"
+
+
+def piece_sk(level: int, start: str) -> str:
+    """A piece: breakdowns and sketches of one closed Day (level 0) or of 2**level Days."""
+    return f"B{level}#{start}"
 
 
 def day_of_aggregate_sk(sk: str) -> str:
-    """``D#{day}`` (or ``H#{day}``) -> the Day."""
+    """``D#{day}`` (or ``S#{day}``, ``B0#{day}``) -> the Day."""
     return sk.split("#", 1)[1]
 
 
 # ---- aggregates, as the rollup writes them -------------------------------------------------
-
-# Per post/artist/site: the sum of every closed Day (the close's own running total, from
-# which it rebuilds ``TOTAL``); readers never need it.
-CLOSED_SK = "CLOSED"
 
 
 def day_sk(day: str) -> str:

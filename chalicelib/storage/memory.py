@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
-from chalicelib.storage import codec, keys
+from chalicelib.storage import codec, gate, keys
+from chalicelib.storage.ports import Admission
 
 
 class MemoryEventStore:
@@ -51,8 +52,10 @@ class MemoryRegistry:
         self.posts: dict[int, PostRecord] = {}
         self.players: dict[str, PlayerRecord] = {}
         # (until_ms, token of the holder)
-        self._slots: dict[tuple[str, str], tuple[int, str | None]] = {}
         self._once: dict[tuple[str, str], tuple[int, str | None]] = {}
+        # Rate slots and player gates: plain items laid out as in DynamoDB (storage/gate.py),
+        # one per (scope, subject), so a gate honours a slot taken by ``take_slot``.
+        self.rate_items: dict[tuple[str, str], dict[str, Any]] = {}
 
     def get_post(self, post_id: int) -> PostRecord | None:
         return self.posts.get(post_id)
@@ -77,10 +80,15 @@ class MemoryRegistry:
     ) -> float | None:
         now_ms = int(now.timestamp() * 1000)
         with self._lock:
-            held = self._slots.get((scope, subject))
-            if held is not None and held[0] > now_ms and (token is None or held[1] != token):
-                return (held[0] - now_ms) / 1000
-            self._slots[(scope, subject)] = (now_ms + interval_s * 1000, token)
+            item = self.rate_items.setdefault((scope, subject), {})
+            held_ms = int(item.get("until_ms", 0))
+            if held_ms > now_ms and (token is None or item.get("tok") != token):
+                return (held_ms - now_ms) / 1000
+            item["until_ms"] = now_ms + interval_s * 1000
+            if token is None:
+                item.pop("tok", None)
+            else:
+                item["tok"] = token
         return None
 
     def mark_once(
@@ -93,6 +101,72 @@ class MemoryRegistry:
                 return False
             self._once[(scope, subject)] = (now_ms + ttl_s * 1000, token)
         return True
+
+    def admit(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        now: datetime,
+        token: str | None = None,
+        *,
+        unless_marked: bool = True,
+    ) -> Admission:
+        size = gate.checked_ring_size(interval_s, window_s)
+        now_ms = int(now.timestamp() * 1000)
+        with self._lock:
+            item = self.rate_items.setdefault((scope, subject), {})
+            found = gate.read(item, message, now_ms, token, size)
+            marked = unless_marked and found.marked_until_ms > now_ms
+            if found.repeat or found.wait_s is not None or marked:
+                return found
+            index = gate.ring_index(now_ms, interval_s, size)
+            item["until_ms"] = now_ms + interval_s * 1000
+            item[f"m{index}"] = gate.message_digest(message)
+            item[f"u{index}"] = now_ms + window_s * 1000
+            item[f"t{index}"] = gate.token_tag(token)
+            item["expires_at"] = gate.expires_at(now_ms, interval_s, window_s)
+            if token is None:
+                item.pop("tok", None)
+            else:
+                item["tok"] = token
+        return Admission(admitted=True)
+
+    def peek_gate(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        now: datetime,
+        token: str | None = None,
+    ) -> Admission:
+        size = gate.checked_ring_size(interval_s, window_s)
+        with self._lock:
+            item = dict(self.rate_items.get((scope, subject), {}))
+        return gate.read(item, message, int(now.timestamp() * 1000), token, size)
+
+    def note_marked(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        until_ms: int,
+        now: datetime,
+        token: str | None = None,
+    ) -> Admission:
+        size = gate.checked_ring_size(interval_s, window_s)
+        now_ms = int(now.timestamp() * 1000)
+        with self._lock:
+            item = self.rate_items.setdefault((scope, subject), {})
+            if int(item.get("mu", 0)) < until_ms:
+                item["mu"] = until_ms
+            return gate.read(item, message, now_ms, token, size)
 
 
 class MemoryDropStore:

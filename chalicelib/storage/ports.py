@@ -67,6 +67,74 @@ class Registry(Protocol):
         """
         ...
 
+    def admit(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        now: datetime,
+        token: str | None = None,
+        *,
+        unless_marked: bool = True,
+    ) -> Admission:
+        """One conditional write on ``subject``'s gate: take its rate slot (as ``take_slot``)
+        and note ``message`` as admitted for ``window_s`` (layout: storage/gate.py).
+
+        Refused, writing nothing, when ``message`` was admitted within its window (``repeat``),
+        the slot is held (``wait_s``), or, with ``unless_marked``, seen-once markers of refused
+        messages may still be live (``marked_until_ms`` > now). A claim with the token of the
+        slot's holder, or of the message's admission, passes that slot or repeat check (a
+        Lambda retry). Needs ``interval_s`` > 0 and ``window_s`` <= (GATE_MAX_RING - 1) *
+        ``interval_s`` (``storage.gate.ring_size``).
+        """
+        ...
+
+    def peek_gate(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        now: datetime,
+        token: str | None = None,
+    ) -> Admission:
+        """What ``admit`` would be refused for, read (strongly consistent), never written:
+        ``repeat``, ``wait_s`` and ``marked_until_ms`` as the gate holds them now."""
+        ...
+
+    def note_marked(
+        self,
+        scope: str,
+        subject: str,
+        message: str,
+        interval_s: int,
+        window_s: int,
+        until_ms: int,
+        now: datetime,
+        token: str | None = None,
+    ) -> Admission:
+        """Raise ``subject``'s gate ``marked_until_ms`` to at least ``until_ms`` (one write) and
+        answer what the gate then holds: ``repeat`` if ``message`` was admitted within its
+        window under another token. ``admitted`` is always False."""
+        ...
+
+
+# A player gate remembers admitted messages in a ring of at most this many slots (< 1 KB).
+GATE_MAX_RING = 16
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A gate's answer (``Registry.admit``): admitted, or what refused the claim."""
+
+    admitted: bool
+    repeat: bool = False  # admitted within the window under another token: a retransmission
+    wait_s: float | None = None  # the slot is held by another claim: seconds until it frees
+    marked_until_ms: int = 0  # seen-once markers of refused messages may be live until then
+
 
 class DropStore(Protocol):
     """Counters of dropped messages by reason and Day (what ``/v1/health`` reports)."""
@@ -77,15 +145,15 @@ class DropStore(Protocol):
 
 
 class AggregateStore(Protocol):
-    """The ``aggregates`` table: flat counter items per post/artist/site and Day, lifetime
-    totals, the close watermark. Item formats: docs/data-model.md."""
+    """The ``aggregates`` table: live counter items per post/artist/site and Day, the closed
+    Days' series chunks and pieces (storage/closed.py), lifetime totals, the close
+    watermark. Item formats: docs/data-model.md. Binary attributes come back as bytes."""
 
     def add_counters(self, updates: Iterable[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:
         """One ``UpdateItem`` (ADD, plus the SETs given) per update: the stream's live path.
 
-        Returns the updates NOT applied, each with why: ``closed`` (``only_open`` was asked
-        and the item is a closed Day, which only the close writes) or ``too_large`` (the item
-        would outgrow DynamoDB's 400 KB). Anything else raises.
+        Returns the updates NOT applied, each with why: ``too_large`` (the item would
+        outgrow DynamoDB's 400 KB). Anything else raises.
         """
         ...
 
@@ -135,5 +203,3 @@ class CounterUpdate:
     add: Mapping[str, int]
     set: Mapping[str, Any] = field(default_factory=dict)
     set_if_absent: Mapping[str, Any] = field(default_factory=dict)
-    # Refuse the update when the item is a closed Day (``closed`` set): the close owns it.
-    only_open: bool = False

@@ -6,6 +6,8 @@ from typing import Any
 
 TTL_ATTRIBUTE = "expires_at"
 BY_VIEWS_INDEX = "by_views"
+# What a post's RANK item carries besides its index key (the listing row; docs/data-model.md).
+RANK_ROW_ATTRIBUTES = ("i", "first_at", "last_at")
 
 # logical name -> definition. Physical names come from Settings (``vts-{stage}-{name}``).
 TABLES: dict[str, dict[str, Any]] = {
@@ -32,9 +34,9 @@ TABLES: dict[str, dict[str, Any]] = {
             {"AttributeName": "gpk", "AttributeType": "S"},
             {"AttributeName": "v", "AttributeType": "N"},
         ],
-        # Post TOTAL items carry gpk = A#{artist}: an artist's posts by lifetime Views.
-        # KEYS_ONLY: every change of `v` rewrites the index entry, so keep it tiny (the
-        # adapter reads the full TOTAL items of a page with one BatchGetItem).
+        # Post RANK items carry gpk = A#{artist}: an artist's posts by lifetime Views. The
+        # index projects the few attributes a listing row shows, so a page (or top_posts)
+        # is one Query of tiny entries, with no read of the posts' items.
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": BY_VIEWS_INDEX,
@@ -42,7 +44,10 @@ TABLES: dict[str, dict[str, Any]] = {
                     {"AttributeName": "gpk", "KeyType": "HASH"},
                     {"AttributeName": "v", "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": list(RANK_ROW_ATTRIBUTES),
+                },
             }
         ],
         # Only the close's activity markers carry expires_at; counters never expire.

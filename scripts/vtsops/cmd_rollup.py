@@ -229,9 +229,12 @@ def _replay(trace: Any, endpoint: str, args: argparse.Namespace) -> int:
     )
     checked = sum(len(truth.day_items(day)) for day in trace.days)
     if problems:
-        print(f"MISMATCH: {len(problems)} of {checked} closed Day items differ from the truth:")
+        print(f"MISMATCH: {len(problems)} differences from the truth ({checked} closed Days):")
         for line in problems[:20]:
             print(f"   {line}")
         return 1
-    print(f"OK: all {checked} closed post, artist and site Days equal the truth from the trace")
+    print(
+        f"OK: all {checked} closed post, artist and site Days (with their TOTALs and blocks) "
+        "equal the truth from the trace"
+    )
     return 0

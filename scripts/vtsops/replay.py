@@ -26,13 +26,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import datasketches
+
 from chalicelib.auth import Claims
 from chalicelib.clock import FixedClock
 from chalicelib.errors import NotFound, RateLimited
 from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.ingest.web import WebHit, WebRecorder
 from chalicelib.model import PostRecord, ViewEvent
-from chalicelib.storage import codec
+from chalicelib.storage import closed, codec
 from chalicelib.storage.aggregates_dynamodb import DynamoAggregateStore
 from chalicelib.storage.dynamodb import DynamoEventStore
 from chalicelib.wiring import Services
@@ -311,9 +313,13 @@ def _visitors(rng: random.Random, n: int, artists: int) -> list[dict[str, Any]]:
 
 @dataclass
 class Truth:
-    """Expected closed Day items ({pk, day} -> attributes) and what the recorder drops."""
+    """Expected closed Days ({pk, day} -> flat counters, ``uv``/``auv``, first/last View),
+    the Visitors behind them (to check sketches over several Days), and what the recorder
+    drops."""
 
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    visitors: dict[tuple[str, str], set[tuple[Any, ...]]] = field(default_factory=dict)
+    signed_in: dict[tuple[str, str], set[tuple[Any, ...]]] = field(default_factory=dict)
     drops: Counter[str] = field(default_factory=Counter)
     stored: int = 0
     views: int = 0
@@ -378,11 +384,10 @@ def ground_truth(trace: Trace, impression_interval_s: int = 3) -> Truth:
                 if look.user:
                     signed[key].add(who)
                 times[key].append(look.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    for day in trace.days:  # a closed site Day exists even when nothing was counted
-        counts.setdefault(("SITE", day), Counter())
     for key, counter in counts.items():
         item: dict[str, Any] = dict(counter)
         item["uv"], item["auv"] = len(uniques[key]), len(signed[key])
+        truth.visitors[key], truth.signed_in[key] = uniques[key], signed[key]
         if times[key]:
             item["first_at"], item["last_at"] = min(times[key]), max(times[key])
         truth.items[key] = item
@@ -390,33 +395,116 @@ def ground_truth(trace: Trace, impression_interval_s: int = 3) -> Truth:
 
 
 _COMPARED = ("uv", "auv", "first_at", "last_at")
+# How far a piece's sketch estimate may be from the exact distinct count: about three
+# relative standard errors (lg_k 12 for all Visitors, 11 for signed-in ones), or 2.
+_SKETCH_TOLERANCE = {"v": 0.05, "av": 0.07}
 
 
 def compare(store: Any, truth: Truth, days: Iterable[str]) -> list[str]:
-    """Differences between the closed Day items in ``store`` and the truth (empty: equal)."""
-    from chalicelib.rollup.counters import counter_names
+    """Differences between the closed Days in ``store`` and the truth (empty: equal): each
+    Day read back from its series row and level-0 piece, each target's ``TOTAL`` (sums and
+    activity), and every piece the activity says exists (sums, breakdowns and first/last
+    equal to the merge of its children's truth, sketches within their error)."""
+    from chalicelib.rollup.close import closed_day
 
+    days = list(days)
     problems: list[str] = []
     wanted = {key: item for day in days for key, item in truth.day_items(day).items()}
-    found = store.get_items((pk, f"D#{day}") for pk, day in wanted)
     for (pk, day), expected in sorted(wanted.items()):
-        item = found.get((pk, f"D#{day}"))
-        if item is None:
+        got = closed_day(store, pk, day)
+        if got is None:
             problems.append(f"{pk} {day}: missing")
             continue
-        if item.get("closed") is not True:
-            problems.append(f"{pk} {day}: not closed")
-        got = dict(counter_names(item))
-        got.update({name: item.get(name) for name in _COMPARED if name in item})
         want = {k: v for k, v in expected.items() if k in _COMPARED or k in got or v}
         if got != want:
-            diff = sorted(
-                f"{name}: {got.get(name)} != {want.get(name)}"
-                for name in set(got) | set(want)
-                if got.get(name) != want.get(name)
-            )
-            problems.append(f"{pk} {day}: " + "; ".join(diff[:6]))
+            problems.append(f"{pk} {day}: " + _differences(got, want))
+    targets = sorted({pk for pk, _ in wanted})
+    totals = store.get_items((pk, "TOTAL") for pk in targets)
+    for pk in targets:
+        problems += _compare_target(store, truth, pk, days, totals.get((pk, "TOTAL")) or {})
     return problems
+
+
+def _differences(got: Mapping[str, Any], want: Mapping[str, Any]) -> str:
+    diff = sorted(
+        f"{name}: {got.get(name)} != {want.get(name)}"
+        for name in set(got) | set(want)
+        if got.get(name) != want.get(name)
+    )
+    return "; ".join(diff[:6])
+
+
+def _compare_target(
+    store: Any, truth: Truth, pk: str, days: Sequence[str], total: Mapping[str, Any]
+) -> list[str]:
+    """One target's ``TOTAL`` and pieces (levels 0..5) against the truth of ``days``."""
+    numbers = {closed.day_number(day): day for day in days if (pk, day) in truth.items}
+    active = closed.Activity(numbers)
+    problems = []
+    if closed.Activity.from_item(total).days != active.days:
+        problems.append(f"{pk} TOTAL: activity {closed.Activity.from_item(total).days}")
+    for measure in ("v", "i", "av", "ai"):
+        summed = sum(int(truth.items[(pk, day)].get(measure, 0)) for day in numbers.values())
+        if int(total.get(measure, 0)) != summed:
+            problems.append(f"{pk} TOTAL {measure}: {total.get(measure)} != {summed}")
+    expected: dict[tuple[int, int], closed.Piece] = {}
+
+    def truth_piece(level: int, start: int) -> closed.Piece:
+        if (level, start) not in expected:
+            if level == 0:
+                expected[(level, start)] = _truth_piece(truth.items[(pk, numbers[start])], start)
+            else:
+                children = closed.children(level, start, active)
+                expected[(level, start)] = closed.merge(
+                    level, start, [truth_piece(*child) for child in children]
+                )
+        return expected[(level, start)]
+
+    first, last = active.days[0], active.days[-1]
+    pieces = [
+        (level, start)
+        for level in range(closed.MAX_LEVEL + 1)
+        for start in range(first - first % (1 << level), last + 1, 1 << level)
+        if closed.exists(level, start, active)
+    ]
+    found = store.get_items(closed.piece_key(pk, level, start) for level, start in pieces)
+    for level, start in pieces:
+        name = f"{pk} B{level}#{closed.day_name(start)}"
+        item = found.get(closed.piece_key(pk, level, start))
+        if item is None:
+            problems.append(f"{name}: missing")
+            continue
+        got, want = closed.Piece.from_item(item), truth_piece(level, start)
+        for part in ("totals", "parts", "first_at", "last_at"):
+            if getattr(got, part) != getattr(want, part):
+                problems.append(f"{name} {part}: {getattr(got, part)} != {getattr(want, part)}")
+        in_block = [numbers[n] for n in active.days if start <= n <= closed.block_end(level, start)]
+        for measure, sets in (("v", truth.visitors), ("av", truth.signed_in)):
+            exact = len(set().union(*(sets[(pk, day)] for day in in_block)))
+            raw = got.sketches.get(measure)
+            estimate = datasketches.hll_sketch.deserialize(raw).get_estimate() if raw else 0.0
+            if abs(estimate - exact) > max(2.0, _SKETCH_TOLERANCE[measure] * exact):
+                problems.append(f"{name} sketch {measure}: {estimate:.0f} for {exact}")
+    return problems
+
+
+def _truth_piece(item: Mapping[str, Any], start: int) -> closed.Piece:
+    """A truth Day as the level-0 piece the close must write (no sketches: they are
+    checked against the Visitor sets)."""
+    parts: dict[str, dict[str, dict[str, int]]] = {}
+    for name, n in item.items():
+        prefix, _, value = name.partition(":")
+        measure = next((m for m in ("av", "ai", "v", "i") if prefix.startswith(m)), None)
+        if value and measure and prefix[len(measure) :] != "h":
+            parts.setdefault(measure, {}).setdefault(prefix[len(measure) :], {})[value] = n
+    return closed.Piece(
+        level=0,
+        start=start,
+        totals={m: int(item[m]) for m in ("v", "i", "av", "ai") if item.get(m)},
+        parts=closed.cap_parts(parts),
+        first_at=item.get("first_at"),
+        last_at=item.get("last_at"),
+    )
 
 
 def live_below_truth(store: Any, looks: Sequence[TraceLook], day: str) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.errors import BadRequest
-from chalicelib.storage import keys
+from chalicelib.storage import closed, keys
 from chalicelib.storage.ports import AggregateStore, CounterUpdate
 from chalicelib.wiring import dynamodb_services, memory_services
 
@@ -40,45 +40,39 @@ def test_counters_add_up_and_sets_apply(store: AggregateStore) -> None:
     assert item["first_at"] == "t1" and item["last_at"] == "t3" and item["owner"] == "a1"
 
 
-def test_only_open_updates_leave_a_closed_day_alone(store: AggregateStore) -> None:
-    closed_key = keys.post_day_key(1, "2026-11-23")
-    open_key = keys.post_day_key(1, "2026-11-24")
-    store.put_items([{"pk": closed_key[0], "sk": closed_key[1], "v": 5, "closed": True}])
-    late = CounterUpdate(*closed_key, add={"v": 1}, only_open=True)
-    live = CounterUpdate(*open_key, add={"v": 1}, only_open=True)
-    forced = CounterUpdate(*closed_key, add={"x": 1})
-    assert store.add_counters([late, live, forced]) == [(late, "closed")]
-    found = store.get_items([closed_key, open_key])
-    assert found[closed_key]["v"] == 5 and found[closed_key]["x"] == 1
-    assert found[open_key]["v"] == 1
-
-
 def test_an_update_past_the_item_size_limit_is_refused_not_raised(store: AggregateStore) -> None:
     key = keys.post_day_key(2, "2026-11-24")
     big = CounterUpdate(*key, add={"v": 1}, set={"blob": "x" * 300_000})
     bigger = CounterUpdate(*key, add={"v": 1}, set={"blob2": "y" * 200_000})
-    assert store.add_counters([big, bigger]) == [(bigger, "too_large")]
+    # One call each: the DynamoDB adapter sends a call's updates concurrently, in any order.
+    assert store.add_counters([big]) == []
+    assert store.add_counters([bigger]) == [(bigger, "too_large")]
     assert store.get_items([key])[key]["v"] == 1
 
 
 def test_put_and_get_many_items_beyond_one_batch(store: AggregateStore) -> None:
     items = [{"pk": "P#9", "sk": f"D#2026-10-{n % 31 + 1:02d}#{n}", "v": n} for n in range(60)]
     items.append({"pk": "P#9", "sk": "D#2026-10-01#0", "v": 1000})  # same key again: last wins
-    items.append({"pk": "P#9", "sk": "H#2026-10-01", "hll": b"\x00\x01\xff", "closed": True})
+    items.append({"pk": "P#9", "sk": "B0#2026-10-01", "hll": b"\x00\x01\xff", "ok": True})
     store.put_items(items)
     wanted = [(str(i["pk"]), str(i["sk"])) for i in items] + [("P#9", f"X#{n}") for n in range(50)]
     found = store.get_items(wanted)
     assert len(found) == 61
     assert found[("P#9", "D#2026-10-01#0")]["v"] == 1000
-    assert found[("P#9", "H#2026-10-01")]["hll"] == b"\x00\x01\xff"
-    assert found[("P#9", "H#2026-10-01")]["closed"] is True
+    assert found[("P#9", "B0#2026-10-01")]["hll"] == b"\x00\x01\xff"
+    assert type(found[("P#9", "B0#2026-10-01")]["hll"]) is bytes
+    assert found[("P#9", "B0#2026-10-01")]["ok"] is True
 
 
 def test_days_come_in_order_and_within_bounds(store: AggregateStore) -> None:
     days = ["2026-11-20", "2026-11-22", "2026-11-21", "2026-11-25"]
     store.put_items([{"pk": "A#x", "sk": f"D#{d}", "v": 1} for d in days])
     store.put_items(
-        [{"pk": "A#x", "sk": "H#2026-11-21", "hll": b"1"}, {"pk": "A#x", "sk": "TOTAL"}]
+        [
+            {"pk": "A#x", "sk": keys.piece_sk(0, "2026-11-21"), "hll": b"1"},
+            {"pk": "A#x", "sk": keys.series_sk("2026-11-19"), "s": b"1", "rev": 1},
+            {"pk": "A#x", "sk": "TOTAL"},
+        ]
     )
     store.put_items([{"pk": "A#y", "sk": "D#2026-11-21", "v": 1}])
     found = store.query_days("A#x", "2026-11-21", "2026-11-25")
@@ -92,10 +86,10 @@ def test_days_come_in_order_and_within_bounds(store: AggregateStore) -> None:
 def test_an_artist_s_posts_page_by_views(store: AggregateStore) -> None:
     views = {1: 50, 2: 10, 3: 70, 4: 10, 5: 0, 6: 30, 7: 10}
     items = [
-        {"pk": f"P#{p}", "sk": keys.TOTAL_SK, "gpk": "A#a1", "v": v, "i": p}
+        {"pk": f"P#{p}", "sk": keys.RANK_SK, "gpk": "A#a1", "v": v, "i": p, "own": "x"}
         for p, v in views.items()
     ]
-    items.append({"pk": "P#8", "sk": keys.TOTAL_SK, "gpk": "A#other", "v": 99})
+    items.append({"pk": "P#8", "sk": keys.RANK_SK, "gpk": "A#other", "v": 99})
     items.append({"pk": "P#1", "sk": "D#2026-11-24", "v": 12})  # no gpk: not listed
     store.put_items(items)
     seen: list[dict[str, object]] = []
@@ -110,7 +104,8 @@ def test_an_artist_s_posts_page_by_views(store: AggregateStore) -> None:
     assert pages == 3
     assert [i["v"] for i in seen] == [70, 50, 30, 10, 10, 10, 0]
     assert sorted(str(i["pk"]) for i in seen) == [f"P#{p}" for p in range(1, 8)]
-    assert all(i["i"] for i in seen)  # whole TOTAL items, not just the index keys
+    assert all(i["i"] for i in seen)  # the projected row, not just the index keys
+    assert all("own" not in i for i in seen)  # ... and only the projected attributes
     assert store.query_artist_posts("nobody", 5, None) == ([], None)
     page, cursor = store.query_artist_posts("a1", 7, None)
     assert len(page) == 7 and cursor is None
@@ -133,29 +128,42 @@ def test_the_watermark_only_moves_forward(store: AggregateStore) -> None:
 
 
 def test_put_if_overwrites_only_an_unchanged_item(store: AggregateStore) -> None:
-    item = {"pk": "P#3", "sk": "TOTAL", "v": 1, "rev": 1}
+    item = {"pk": "P#3", "sk": "S#2026-11-19", "s": b"\x78\x01", "rev": 1}
     assert store.put_if(item, "rev", None) is True
-    assert store.put_if({**item, "v": 2}, "rev", None) is False
-    assert store.put_if({**item, "v": 3}, "rev", 1) is True
-    assert store.put_if({**item, "v": 4}, "rev", 2) is False
-    assert store.get_items([("P#3", "TOTAL")])[("P#3", "TOTAL")]["v"] == 3
+    assert store.put_if({**item, "rev": 2, "s": b"x"}, "rev", None) is False
+    assert store.put_if({**item, "rev": 2, "s": b"y"}, "rev", 1) is True
+    assert store.put_if({**item, "rev": 3, "s": b"z"}, "rev", 1) is False
+    assert store.get_items([("P#3", "S#2026-11-19")])[("P#3", "S#2026-11-19")]["s"] == b"y"
 
 
-def test_the_listing_returns_each_ranked_post_s_lifetime_item(store: AggregateStore) -> None:
-    # RANK items carry the index key; the page holds the posts' TOTAL items, in RANK order.
+def test_total_is_added_to_once_per_day_with_its_bitmap(store: AggregateStore) -> None:
+    # The close's TOTAL: guarded by ``thru`` (a Day is added once), activity as Binary.
+    active = closed.Activity([20000, 20003, 20011])
+    total = {"pk": "P#3", "sk": "TOTAL", "v": 4, "thru": "2024-10-04", **active.attributes()}
+    assert store.put_if(total, "thru", None) is True
+    assert store.put_if({**total, "v": 9}, "thru", None) is False
+    assert store.put_if({**total, "thru": "2024-10-05"}, "thru", "2024-10-03") is False
+    found = store.get_items([("P#3", "TOTAL")])[("P#3", "TOTAL")]
+    assert found == total and type(found["act"]) is bytes
+    assert closed.Activity.from_item(found).days == active.days
+
+
+def test_the_listing_rows_are_the_rank_items_projection(store: AggregateStore) -> None:
+    # RANK items carry the index key and the row; TOTAL items are not read for a page.
     ranks = {1: 5, 2: 9, 3: 0}
     store.put_items(
-        [{"pk": f"P#{p}", "sk": keys.RANK_SK, "gpk": "A#r1", "v": v} for p, v in ranks.items()]
+        [
+            {"pk": f"P#{p}", "sk": keys.RANK_SK, "gpk": "A#r1", "v": v, "i": p, "first_at": "x"}
+            for p, v in ranks.items()
+        ]
     )
-    store.put_items(
-        [{"pk": f"P#{p}", "sk": keys.TOTAL_SK, "v": v + 1} for p, v in ranks.items() if p != 3]
-    )
+    store.put_items([{"pk": f"P#{p}", "sk": keys.TOTAL_SK, "v": 99} for p in ranks])
     page, cursor = store.query_artist_posts("r1", 10, None)
     assert cursor is None
-    assert [(row["pk"], row["sk"], row["v"]) for row in page] == [
-        ("P#2", "TOTAL", 10),
-        ("P#1", "TOTAL", 6),
-        ("P#3", "TOTAL", 0),
+    assert page == [
+        {"pk": "P#2", "v": 9, "i": 2, "first_at": "x"},
+        {"pk": "P#1", "v": 5, "i": 1, "first_at": "x"},
+        {"pk": "P#3", "v": 0, "i": 3, "first_at": "x"},
     ]
 
 
@@ -164,8 +172,9 @@ def test_an_update_of_hundreds_of_counters_applies_whole(store: AggregateStore) 
     add = {f"vr:site{n}.example": 1 for n in range(450)}
     add["v"] = 450
     update = CounterUpdate(
-        *key, add=add, set={"owner": "a"}, set_if_absent={"first_at": "t"}, only_open=True
+        *key, add=add, set={"owner": "a"}, set_if_absent={"first_at": "t", "expires_at": 9}
     )
     assert store.add_counters([update, update]) == []
     item = store.get_items([key])[key]
     assert item["v"] == 900 and item["vr:site449.example"] == 2 and item["owner"] == "a"
+    assert item["expires_at"] == 9

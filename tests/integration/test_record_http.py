@@ -168,3 +168,48 @@ def test_health_answers(api: Any, aws_env: Settings) -> None:
     response = api.http.get("/v1/health")
     assert response.status_code == 200
     assert json.loads(response.body)["status"] == "ok"
+
+
+class WriteCounter:
+    """Counts the DynamoDB write requests the app's own boto3 client sends, by table."""
+
+    WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+    def __init__(self) -> None:
+        self.by_table: dict[str, int] = {}
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in self.WRITES:
+            table = str(params.get("TableName"))
+            self.by_table[table] = self.by_table.get(table, 0) + 1
+
+    def take(self, table: str) -> int:
+        return self.by_table.pop(table, 0)
+
+
+def count_writes(settings: Settings) -> WriteCounter:
+    from chalicelib.wiring import get_services
+
+    counter = WriteCounter()
+    get_services().client.meta.events.register("before-parameter-build.dynamodb", counter)
+    return counter
+
+
+def test_a_container_never_writes_a_known_view_or_slot_twice(api: Any, aws_env: Settings) -> None:
+    register(api, aws_env)
+    counter = count_writes(aws_env)
+    assert record(api).status_code == 201
+    assert counter.take(aws_env.events_table) == 1
+    for _ in range(3):  # the same Visitor again today: answered from what the store confirmed
+        assert record(api).status_code == 204
+    assert counter.take(aws_env.events_table) == 0
+    body = json.dumps({"intent": "impression"})
+    assert record(api, body=body, ua=MOBILE_UA).status_code == 204
+    assert (counter.take(aws_env.registry_table), counter.take(aws_env.events_table)) == (1, 1)
+    for _ in range(3):  # the slot is known taken: 429 at once
+        limited = record(api, body=body, ua=MOBILE_UA)
+        assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 3
+    assert (counter.take(aws_env.registry_table), counter.take(aws_env.events_table)) == (0, 0)
+    # Drops still reach /v1/health (VTS_DROP_FLUSH_S is 0 here).
+    drops = json.loads(api.http.get("/v1/health").body)["drops"]["today"]
+    assert (drops["duplicate"], drops["rate_limited"]) == (3, 3)

@@ -33,4 +33,4 @@ def test_register_re_own_and_delete_move_the_count() -> None:
 
 def test_the_count_is_its_own_item_so_the_close_never_rebuilds_it() -> None:
     assert keys.artist_posts_key("ana") == ("A#ana", "POSTS")
-    assert keys.artist_posts_key("ana")[1] not in (keys.TOTAL_SK, keys.CLOSED_SK)
+    assert keys.artist_posts_key("ana")[1] not in (keys.TOTAL_SK, keys.RANK_SK)

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.errors import StorageUnavailable
-from chalicelib.storage import codec
+from chalicelib.storage import codec, keys
 from chalicelib.storage.aggregates_memory import MAX_ITEM_BYTES, MemoryAggregateStore
 from chalicelib.storage.ports import CounterUpdate
 from chalicelib.wiring import Services, memory_services
@@ -64,7 +64,10 @@ def test_the_stream_batch_fixture(services: Services) -> None:
     assert post["first_at"] == post["last_at"] == "2026-11-24T13:05:07.250Z"
     assert item(services, "SITE", "D#2026-11-24")["v"] == 2
     assert item(services, "A#artist-2", "D#2026-11-24")["vs:widget"] == 1
-    assert item(services, "A#artist-2", "TOTAL")["v"] == 1
+    # Live Day items expire with the Day's raw events; lifetime TOTALs are the close's.
+    expires_at = keys.event_expires_at("2026-11-24", services.settings.event_ttl_days)
+    assert post["expires_at"] == expires_at == codec.parse_iso("2026-12-30T00:00:00Z").timestamp()
+    assert item(services, "A#artist-2", "TOTAL") == {} == item(services, "SITE", "TOTAL")
     # A post's first look lists it in the by_views index (RANK: v 0 until its first close).
     assert item(services, "P#124", "RANK") == {
         "pk": "P#124",
@@ -89,19 +92,24 @@ def test_events_of_closed_days_are_skipped_and_counted(services: Services) -> No
     services.aggregator.handle(batch(events))
     assert item(services, "P#7", "D#2026-11-23") == {}
     assert item(services, "P#7", "D#2026-11-24")["v"] == 2
-    assert item(services, "P#7", "TOTAL")["v"] == 2
     assert services.drop_store.get_drops(["2026-11-24"]) == {"after_close": 1}
+    assert services.aggregator.last_report.skipped_closed == 1
 
 
-def test_a_closed_day_refuses_live_counts_and_so_does_total(services: Services) -> None:
-    # The close has written this post's Day but not yet moved the watermark.
-    services.aggregates.put_items([{"pk": "P#7", "sk": "D#2026-11-24", "v": 5, "closed": True}])
-    services.aggregator.handle(batch([look(visitor="h:late"), look(post=8, visitor="h:late")]))
-    assert item(services, "P#7", "D#2026-11-24")["v"] == 5
-    assert "v" not in item(services, "P#7", "TOTAL")
-    assert item(services, "P#8", "TOTAL")["v"] == 1
-    # Artist and site Days are still open here: they take both looks (the close rebuilds them).
-    assert item(services, "A#artist-1", "D#2026-11-24")["v"] == 2
+def test_the_live_path_leaves_total_to_the_close(services: Services) -> None:
+    # What the close wrote for the closed Days before this one.
+    closed_total = {"pk": "P#7", "sk": "TOTAL", "v": 5, "thru": "2026-11-23"}
+    services.aggregates.put_items([closed_total])
+    services.aggregator.handle(batch([look(visitor="h:a"), look(post=8, visitor="h:a")]))
+    later = look(visitor="h:b", occurred_at=AT + timedelta(minutes=1))
+    services.aggregator.handle(batch([later]))
+    assert item(services, "P#7", "TOTAL") == closed_total
+    assert item(services, "P#8", "TOTAL") == {}
+    day = item(services, "P#7", "D#2026-11-24")
+    assert day["v"] == 2 and day["first_at"] == "2026-11-24T10:00:00.000Z"
+    assert day["last_at"] == "2026-11-24T10:01:00.000Z"
+    assert day["expires_at"] == keys.event_expires_at("2026-11-24", 35)
+    assert services.aggregator.last_report.updates == 3  # post, artist and site Days
 
 
 def test_markers_are_written_once_per_post_and_day(services: Services) -> None:
@@ -132,7 +140,7 @@ def test_a_failure_part_way_asks_for_the_whole_batch_again(services: Services) -
     # At least once: never below the truth, possibly above it until the close.
     assert item(services, "P#7", "D#2026-11-24")["v"] >= 3
     assert item(services, "P#9", "D#2026-11-24")["v"] == 1
-    assert item(services, "SITE", "TOTAL")["v"] >= 4
+    assert item(services, "SITE", "D#2026-11-24")["v"] >= 4
 
 
 def test_a_full_item_keeps_counting_without_open_ended_breakdowns(services: Services) -> None:

@@ -1,4 +1,4 @@
-"""Folding looks into counter updates: names, one update per item per batch, TOTAL."""
+"""Folding looks into counter updates: names, one update per item per batch."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from vtsops.replay import Trace, generate_trace
 
 from chalicelib.rollup import counters
+from chalicelib.storage import keys
 from tests.unit.rollupkit import AT, look
 
 
@@ -48,7 +49,7 @@ def test_an_impression_without_country_or_channel() -> None:
 def test_a_viral_post_costs_one_update_per_item_per_batch() -> None:
     events = [look(visitor=f"h:{n}", occurred_at=AT + timedelta(seconds=n)) for n in range(1000)]
     tallies = counters.fold(events)
-    updates = counters.day_updates(tallies)
+    updates = counters.day_updates(tallies, ttl_days=35)
     assert sorted((u.pk, u.sk) for u in updates) == [
         ("A#artist-1", "D#2026-11-24"),
         ("P#7", "D#2026-11-24"),
@@ -56,43 +57,57 @@ def test_a_viral_post_costs_one_update_per_item_per_batch() -> None:
     ]
     post = next(u for u in updates if u.pk == "P#7")
     assert post.add["v"] == 1000 and post.add["vc:BR"] == 1000
-    assert post.only_open is True
     assert post.set == {"owner": "artist-1", "last_at": "2026-11-24T10:16:39.000Z"}
-    assert post.set_if_absent == {"first_at": "2026-11-24T10:00:00.000Z"}
+    # A live Day item expires with its Day's raw events (the close keeps the Day elsewhere).
+    assert post.set_if_absent == {
+        "first_at": "2026-11-24T10:00:00.000Z",
+        "expires_at": keys.event_expires_at("2026-11-24", 35),
+    }
     artist = next(u for u in updates if u.pk == "A#artist-1")
     assert "owner" not in artist.set
 
 
-def test_totals_sum_the_days_of_a_batch_in_the_measures_only() -> None:
-    events = [
-        look(occurred_at=AT - timedelta(days=1)),
-        look(visitor="h:b", authenticated=True),
-        look(post=8, intent="impression", owner_id="artist-2"),
+def test_impressions_alone_set_no_first_view_and_days_stay_apart() -> None:
+    events = [look(occurred_at=AT - timedelta(days=1)), look(intent="impression", post=8)]
+    updates = {(u.pk, u.sk): u for u in counters.day_updates(counters.fold(events), 10)}
+    assert sorted(updates) == [
+        ("A#artist-1", "D#2026-11-23"),
+        ("A#artist-1", "D#2026-11-24"),
+        ("P#7", "D#2026-11-23"),
+        ("P#8", "D#2026-11-24"),
+        ("SITE", "D#2026-11-23"),
+        ("SITE", "D#2026-11-24"),
     ]
-    totals = {(u.pk, u.sk): u for u in counters.total_updates(counters.fold(events))}
-    assert totals[("P#7", "TOTAL")].add == {"v": 2, "av": 1, "rev": 1}
-    assert totals[("P#7", "TOTAL")].set == {
-        "owner": "artist-1",
-        "last_at": "2026-11-24T10:00:00.000Z",
+    assert updates[("P#8", "D#2026-11-24")].set_if_absent == {
+        "expires_at": keys.event_expires_at("2026-11-24", 10)
     }
-    assert totals[("P#7", "TOTAL")].set_if_absent == {"first_at": "2026-11-23T10:00:00.000Z"}
-    # Every TOTAL has `v`, 0 when there are only Impressions.
-    assert totals[("P#8", "TOTAL")].add == {"v": 0, "i": 1, "rev": 1}
-    assert totals[("SITE", "TOTAL")].add == {"v": 2, "av": 1, "i": 1, "rev": 1}
-    # No index key on TOTAL: a live batch never rewrites the by_views index.
-    assert all("gpk" not in u.set for u in totals.values())
+    assert updates[("P#7", "D#2026-11-23")].set_if_absent["expires_at"] == keys.event_expires_at(
+        "2026-11-23", 10
+    )
 
 
-def test_open_ended_breakdowns_are_capped_with_exact_sums() -> None:
-    counts = {f"vr:site{n}.example": n + 1 for n in range(150)}
-    counts.update({"v": 999, "vc:BR": 5, "vr:~other": 7})
-    capped = counters.cap_open_ended(counts, cap=100)
-    referrers = {k: v for k, v in capped.items() if k.startswith("vr:")}
-    assert len(referrers) == 100
-    assert sum(referrers.values()) == sum(n + 1 for n in range(150)) + 7
-    assert capped["vr:site149.example"] == 150  # the largest stay named
-    assert capped["v"] == 999 and capped["vc:BR"] == 5
-    assert counters.cap_open_ended({"vch:a": 1}, cap=100) == {"vch:a": 1}
+def test_live_cap_keeps_the_first_names_per_item_and_sums_exact() -> None:
+    cap = counters.LiveCap({"v": 2, "i": 1})
+    first = counters.fold(
+        [look(referrer_domain=d, visitor=f"h:{d}") for d in ("a.example", "b.example", "c.example")]
+    )
+    cap.apply(first)
+    counts = first[("P#7", "2026-11-24")].counts
+    assert counts["vr:a.example"] == 1 and counts["vr:b.example"] == 1
+    assert "vr:c.example" not in counts and counts["vr:~other"] == 1
+    assert counts["v"] == 3  # totals untouched
+    # A later batch: a known name keeps it, a new one goes to ~other; other items are apart.
+    later = counters.fold(
+        [
+            look(referrer_domain="a.example", visitor="h:x"),
+            look(referrer_domain="d.example", visitor="h:y"),
+            look(post=8, referrer_domain="d.example", visitor="h:z"),
+        ]
+    )
+    cap.apply(later)
+    assert later[("P#7", "2026-11-24")].counts["vr:a.example"] == 1
+    assert later[("P#7", "2026-11-24")].counts["vr:~other"] == 1
+    assert later[("P#8", "2026-11-24")].counts["vr:d.example"] == 1
 
 
 def test_counter_names_pick_only_counters() -> None:

@@ -9,10 +9,8 @@ from datetime import UTC, date, datetime
 from rich.console import Console
 from vtsops import cmd_stats
 
-from chalicelib.stats.query import parse_range
-from chalicelib.stats.runner import Freshness, build_stats
-from tests.statsdata import aggregate_items, random_looks
-from tests.unit.test_stats_runner import read
+from tests.statsdata import random_looks
+from tests.unit.test_stats_runner import closed_through, stats
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
@@ -34,25 +32,13 @@ def test_the_command_registers_its_options() -> None:
 
 def test_the_tables_show_totals_daily_rows_and_breakdowns() -> None:
     looks = random_looks(random.Random(1), n=300, first=date(2026, 11, 20), days=3, posts={5: "a"})
-    items = aggregate_items(looks, {"2026-11-20", "2026-11-21"})
-    query = parse_range({"from": "2026-11-20", "to": "2026-11-22"}, NOW)
-    days, source = read(items, "P#5", query)
-    stats = {
-        "post_id": 5,
-        **build_stats(
-            query,
-            days,
-            kind="post",
-            sketch_source=source,
-            freshness=Freshness("2026-11-21"),
-            now=NOW,
-        ),
-    }
+    items = closed_through(looks, "2026-11-21")
+    stats_ = {"post_id": 5, **stats(items, "P#5", {"from": "2026-11-20", "to": "2026-11-22"})}
     console = Console(record=True, width=120)
-    cmd_stats.render(stats, console)
+    cmd_stats.render(stats_, console)
     text = console.export_text()
     assert "post 5" in text and "2026-11-20 .. 2026-11-22 (UTC)" in text
-    assert f"{stats['views']:,}" in text and "≈" in text  # a 3-day union is approximate
-    for row in stats["daily"]:
+    assert f"{stats_['views']:,}" in text and "≈" in text  # a 3-day union is approximate
+    for row in stats_["daily"]:
         assert row["date"] in text
     assert "views by country" in text and "views by referrer" in text
