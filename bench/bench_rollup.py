@@ -10,8 +10,8 @@ placeholder):
 
 * a write costs 1 WRU per started KB of the item, for an update or an overwrite the larger
   of the item before and after; a failed conditional write is charged all the same;
-* the ``by_views`` index (KEYS_ONLY) costs 1 WRU to add an entry and 1 to remove one, so a
-  change of a post TOTAL's ``v`` costs 2 more;
+* the ``by_views`` index costs 1 WRU to add an entry and 1 to remove one (a change of a
+  post RANK's ``v`` costs 2 more, a change of its projected row 1);
 * reads cost 0.5 RRU per started 4 KB (eventually consistent; Query sums its items).
 
 How much the live path costs per look depends on how many looks share a stream batch
@@ -140,16 +140,22 @@ class Meter:
 
 
 def index_writes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
-    """The by_views entries written for one change of an item (KEYS_ONLY: tiny)."""
+    """The by_views entries written for one change of an item (tiny entries: the key and
+    the projected row attributes). A moved key costs a delete and a put; a changed row, one
+    put."""
+    from chalicelib.storage.tables import RANK_ROW_ATTRIBUTES
 
     def entry(item: dict[str, Any] | None) -> tuple[Any, Any] | None:
         if item and item.get("gpk") and isinstance(item.get("v"), int):
             return item["gpk"], item["v"]
         return None
 
+    def row(item: dict[str, Any] | None) -> tuple[Any, ...]:
+        return tuple((item or {}).get(k) for k in RANK_ROW_ATTRIBUTES)
+
     before, after = entry(old), entry(new)
     if before == after:
-        return 0
+        return 1 if after is not None and row(old) != row(new) else 0
     return (before is not None) + (after is not None)
 
 
@@ -168,7 +174,7 @@ class MeteredAggregates:
         self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> None:
         self.meter.write(kind_of(*key), wru(max(size_of(old), size_of(new))))
-        # The by_views index (KEYS_ONLY) holds every item with gpk and v: RANK items.
+        # The by_views index holds every item with gpk and v: RANK items.
         self.meter.write("by_views-index", index_writes(old, new))
 
     def add_counters(self, updates: Iterable[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:
