@@ -218,9 +218,6 @@ class MeteredAggregates:
         self.meter.read(kind_of(pk, first_sk), rru(sum(size_of(i) for i in found)))
         return found
 
-    def query_days(self, pk: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
-        return self.query_range(pk, f"D#{first_day}", f"D#{last_day}")
-
     def query_artist_posts(self, artist_id: str, limit: int, cursor: str | None) -> Any:
         return self.inner.query_artist_posts(artist_id, limit, cursor)
 

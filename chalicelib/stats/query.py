@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.errors import BadRequest
@@ -43,6 +44,11 @@ class StatsQuery:
     @property
     def dates(self) -> list[date]:
         return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    @cached_property
+    def window(self) -> frozenset[date]:
+        """The local dates of the range, for membership tests."""
+        return frozenset(self.dates)
 
     @property
     def start(self) -> datetime:

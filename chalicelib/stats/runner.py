@@ -157,7 +157,7 @@ def spread(
     A Day's breakdowns count pro rata of its Views inside the window; the ``whole``
     pieces' breakdowns (Days wholly inside) count as they are.
     """
-    window = set(query.dates)
+    window = query.window
     out = _Spread()
     for day in days:
         total = day.total(measure)
@@ -273,24 +273,25 @@ class _Uniques:
             and (days := tuple(d for d in held.days if d in inside))
         ]
         with_sketch = [name for days, _ in found for name in days]
-        union = sketches.union_estimate(sketch for _, sketch in found) or 0.0
+        union_all = sketches.union_estimate(sketch for _, sketch in found) or 0.0
+        union = union_all
         whole = sum(self.day(self.days[name])[0] for name in with_sketch)
         scaled = sum(self._part(name, inside[name]) for name in with_sketch)
         if whole > scaled > 0:
             union *= scaled / whole  # edge Days only partly in the local window
         sketched = set(with_sketch)
         rest = sum(self._part(name, n) for name, n in inside.items() if name not in sketched)
-        novelty = self._novelty(found) if rest else 1.0
+        novelty = self._novelty(found, union_all) if rest else 1.0
         estimate = union + novelty * rest
         parts = [self._part(name, n) for name, n in inside.items()]
         estimate = min(max(estimate, max(parts)), sum(parts))
         return Estimate(round(estimate), True)
 
-    def _novelty(self, found: Sequence[tuple[tuple[str, ...], Any]]) -> float:
+    def _novelty(self, found: Sequence[tuple[tuple[str, ...], Any]], union_all: float) -> float:
         """The share of a recent Day's Visitors that were new to the range: how much the
         union grew with the pieces of the last (up to) three closed Days, per distinct
-        Visitor of those Days. Open Days (no sketch yet) are assumed to bring new Visitors
-        at that rate."""
+        Visitor of those Days (``union_all``: the union of them all). Open Days (no sketch
+        yet) are assumed to bring new Visitors at that rate."""
         if len(found) < 2:
             return 1.0
         ordered = sorted(found, key=lambda piece: piece[0][0])
@@ -302,9 +303,7 @@ class _Uniques:
             cut -= 1
             held_days += len(ordered[cut][0])
         before, recent = ordered[:cut], ordered[cut:]
-        grown = (sketches.union_estimate(sketch for _, sketch in ordered) or 0.0) - (
-            sketches.union_estimate(sketch for _, sketch in before) or 0.0
-        )
+        grown = union_all - (sketches.union_estimate(sketch for _, sketch in before) or 0.0)
         recent_uniques = sum(self.day(self.days[name])[0] for days, _ in recent for name in days)
         if recent_uniques <= 0:
             return 1.0
@@ -326,8 +325,9 @@ def fresh_as_of(query_days: Sequence[str], freshness: Freshness, now: datetime) 
 
 def _block(
     query: StatsQuery, reading: Reading, views: str, impressions: str, single_post: bool
-) -> dict[str, Any]:
-    """The totals, breakdowns and daily series for one pair of measures (all or signed-in)."""
+) -> tuple[dict[str, Any], _Spread]:
+    """The totals, breakdowns and daily series for one pair of measures (all or signed-in),
+    and the Views' spread they came from."""
     seen = spread(query, reading.days, views, reading.interior)
     shown = spread(query, reading.days, impressions, reading.interior)
     uniques = _Uniques(views, reading.days, seen, single_post, reading.held)
@@ -375,7 +375,7 @@ def _block(
         )
     out["daily"] = daily
     out["daily_unique_visitors_approximate"] = daily_approximate
-    return out
+    return out, seen
 
 
 def _view_bounds(
@@ -421,9 +421,9 @@ def build_stats(
 ) -> dict[str, Any]:
     """PostStats / the shared part of ArtistStats and SiteStats, from what was read."""
     single_post = kind == "post"
-    everyone = _block(query, reading, "v", "i", single_post)
-    signed_in = _block(query, reading, "av", "ai", single_post)
-    first, last = _view_bounds(query, reading.days, spread(query, reading.days, "v"))
+    everyone, seen = _block(query, reading, "v", "i", single_post)
+    signed_in, _ = _block(query, reading, "av", "ai", single_post)
+    first, last = _view_bounds(query, reading.days, seen)
     return {
         "from": query.first.isoformat(),
         "to": query.last.isoformat(),
@@ -439,8 +439,7 @@ def build_stats(
 
 def wholly_inside(query: StatsQuery, day: str) -> bool:
     """Whether every hour bucket of the UTC ``day`` counts inside the local window."""
-    window = set(query.dates)
-    return all(query.local_slot(day, hour)[0] in window for hour in range(24))
+    return all(query.local_slot(day, hour)[0] in query.window for hour in range(24))
 
 
 def closed_activity(total: Mapping[str, Any] | None, watermark: str | None) -> Activity:
@@ -540,7 +539,9 @@ class StatsRunner:
         if live_keys:
             live = [got[key] for key in live_keys if key in got]
         elif open_days:
-            live = self._aggregates.query_days(pk, open_days[0], open_days[-1])
+            live = self._aggregates.query_range(
+                pk, keys.day_sk(open_days[0]), keys.day_sk(open_days[-1])
+            )
         else:
             live = []
 
@@ -583,6 +584,6 @@ class StatsRunner:
         reading = self.read(target, query, pieces=False)
         single_post = target.kind == "post"
         return {
-            "everyone": _block(query, reading, "v", "i", single_post),
-            "signed_in": _block(query, reading, "av", "ai", single_post),
+            "everyone": _block(query, reading, "v", "i", single_post)[0],
+            "signed_in": _block(query, reading, "av", "ai", single_post)[0],
         }

@@ -189,9 +189,6 @@ class DynamoAggregateStore:
             )
         )
 
-    def query_days(self, pk: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
-        return self.query_range(pk, keys.day_sk(first_day), keys.day_sk(last_day))
-
     def query_artist_posts(
         self, artist_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:

@@ -165,10 +165,6 @@ class AggregateStore(Protocol):
         """Batch read by key (absent keys are simply missing from the answer)."""
         ...
 
-    def query_days(self, pk: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
-        """Every ``D#{day}`` item of ``pk`` with first_day <= day <= last_day, in day order."""
-        ...
-
     def query_range(self, pk: str, first_sk: str, last_sk: str) -> list[dict[str, Any]]:
         """Every item of ``pk`` with first_sk <= sk <= last_sk, in sk order (e.g. a Day's
         ``DAY#{day}`` activity markers)."""

@@ -26,6 +26,45 @@ Handler = Callable[[dict[str, Any], Any], Any]
 GET_RECORDS_MAX = 250  # per GetRecords call (DynamoDB allows 1000; moto takes ~4 ms a record)
 
 
+class Every:
+    """A daemon thread that calls ``work`` every ``interval_s`` seconds until stopped, as a
+    scheduled trigger would; a failed call is logged and the next one comes as planned.
+    ``at_once``: the first call right away, not after one interval."""
+
+    def __init__(
+        self, name: str, work: Callable[[], Any], interval_s: float, *, at_once: bool
+    ) -> None:
+        self._name = name
+        self._work = work
+        self._interval_s = interval_s
+        self._at_once = at_once
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to stop and wait at most 2 s: a call cut short is safe here (both
+        handlers are idempotent and resume where they stood), so Ctrl-C need not wait."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _loop(self) -> None:
+        if not self._at_once and self._stop.wait(self._interval_s):
+            return
+        while True:
+            try:
+                self._work()
+            except Exception:  # the stand-in keeps running, like the AWS trigger would
+                logger.exception("%s: a call failed", self._name)
+            if self._stop.wait(self._interval_s):
+                return
+
+
 class LocalContext:
     """The parts of Lambda's context object a handler may read."""
 
@@ -121,7 +160,6 @@ class StreamPump:
         self._settings = settings
         self._handler = handler
         self._batch_size = batch_size
-        self._interval_s = interval_s
         self._retries_per_cycle = retries_per_cycle
         # Like MaximumRetryAttempts: a batch failing this often is skipped (and kept in
         # `dead_letters`, as the on-failure destination would). None: retry forever.
@@ -132,29 +170,16 @@ class StreamPump:
         self._shards: dict[str, _Shard] = {}
         self.dead_letters: list[dict[str, Any]] = []
         self.totals = PumpReport()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._every = Every("stream-pump", self.pump_once, interval_s, at_once=True)
         self._lock = threading.Lock()
 
     # ---- the component ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="stream-pump", daemon=True)
-        self._thread.start()
+        self._every.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pump_once()
-            except Exception:  # the stand-in keeps running, like the mapping would
-                logger.exception("stream pump: cycle failed")
-            self._stop.wait(self._interval_s)
+        self._every.stop()
 
     # ---- one cycle ----------------------------------------------------------------------------
 
@@ -263,27 +288,15 @@ class CloseScheduler:
     interval_s: float = 60.0
     name: str = "scheduler (close_days)"
     runs: list[Any] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _every: Every | None = None
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="close-scheduler", daemon=True)
-        self._thread.start()
+        self._every = Every("close-scheduler", self.run_once, self.interval_s, at_once=False)
+        self._every.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            # A close cut short is safe (idempotent, resumes at the watermark): don't make
-            # Ctrl-C wait for it.
-            self._thread.join(timeout=2)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.run_once()
-            except Exception:
-                logger.exception("scheduler: close_days failed")
+        if self._every is not None:
+            self._every.stop()
 
     def run_once(self) -> Any:
         handler = self.handler or _close_handler()

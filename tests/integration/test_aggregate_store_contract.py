@@ -75,7 +75,7 @@ def test_days_come_in_order_and_within_bounds(store: AggregateStore) -> None:
         ]
     )
     store.put_items([{"pk": "A#y", "sk": "D#2026-11-21", "v": 1}])
-    found = store.query_days("A#x", "2026-11-21", "2026-11-25")
+    found = store.query_range("A#x", keys.day_sk("2026-11-21"), keys.day_sk("2026-11-25"))
     assert [i["sk"] for i in found] == ["D#2026-11-21", "D#2026-11-22", "D#2026-11-25"]
     markers = [{"pk": keys.marker_pk("2026-11-21"), "sk": f"P#{n}", "own": "a"} for n in range(30)]
     store.put_items(markers)
