@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.model import ViewEvent
-from chalicelib.storage import codec, keys
+from chalicelib.storage import closed, codec, keys
 from chalicelib.storage.ports import CounterUpdate
 
 MEASURES = ("v", "i", "av", "ai")
@@ -23,9 +23,8 @@ DIMENSIONS = ("c", "d", "s", "ch", "po", "r", "h")
 UNKNOWN_COUNTRY = "??"
 NO_CHANNEL = "-"
 # Dimensions whose values are open-ended (any token, any domain): the first dropped from a
-# full live item (closed pieces cap them on their own: storage/closed.py).
-OPEN_ENDED = ("ch", "r")
-OTHER = "~other"
+# full live item; their tail adds up under OTHER, in live items as in closed pieces.
+OPEN_ENDED, OTHER = closed.OPEN_ENDED, closed.OTHER
 
 Entity = str  # an aggregate partition: P#{post}, A#{artist} or SITE
 

@@ -11,11 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MEASURES = ("v", "i", "av", "ai")
-# Longest first, so "ch" is not read as "c" + "h...".
-DIMENSIONS = ("ch", "po", "c", "d", "s", "r", "h")
-# Measure prefixes to try, longest first ("av" before "v").
-_MEASURE_PREFIXES = ("av", "ai", "v", "i")
+# The live item's names are the rollup's (one definition for writer and reader).
+from chalicelib.rollup.counters import MEASURES, split_breakdown
 
 
 @dataclass
@@ -38,17 +35,6 @@ class DayCounters:
         return self.parts.get(measure, {}).get(dimension, {})
 
 
-def split_name(name: str) -> tuple[str, str, str] | None:
-    """``"avc:BR"`` -> ``("av", "c", "BR")``; None for anything that is not a breakdown."""
-    prefix, sep, value = name.partition(":")
-    if not sep or not value:
-        return None
-    for measure in _MEASURE_PREFIXES:
-        if prefix.startswith(measure) and prefix[len(measure) :] in DIMENSIONS:
-            return measure, prefix[len(measure) :], value
-    return None
-
-
 def _count(value: Any) -> int:
     try:
         return int(value)
@@ -63,7 +49,7 @@ def day_counters(day: str, item: Mapping[str, Any]) -> DayCounters:
         if name in MEASURES:
             out.totals[name] = _count(value)
             continue
-        split = split_name(name)
+        split = split_breakdown(name)
         if split is None:
             continue
         measure, dimension, key = split

@@ -454,7 +454,7 @@ def closed_activity(total: Mapping[str, Any] | None, watermark: str | None) -> A
     return Activity(n for n in Activity.from_item(total).days if n <= mark)
 
 
-def closed_day(name: str, row: DayRow) -> DayCounters:
+def day_from_row(name: str, row: DayRow) -> DayCounters:
     """A closed Day's figures from its series row, hour buckets as the ``h`` breakdown."""
     return DayCounters(
         day=name,
@@ -545,7 +545,7 @@ class StatsRunner:
         else:
             live = []
 
-        days = {name: closed_day(name, row) for name, row in rows.items()}
+        days = {name: day_from_row(name, row) for name, row in rows.items()}
         for key in piece_keys:
             item = got.get(key)
             if item is None:

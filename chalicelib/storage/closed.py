@@ -35,14 +35,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-import datasketches
-
 from chalicelib.storage import keys
 
 EPOCH = date(1970, 1, 1)
 MAX_LEVEL = 5  # blocks of up to 32 Days
 CHUNK_DAYS = 8  # Days per series chunk
-MEASURES = ("v", "i", "av", "ai")
 # The measures whose Visitors a piece keeps a sketch of, the attribute and lg_k of each.
 SKETCHES = {"v": ("hll", 12), "av": ("ahll", 11)}
 # Open-ended breakdowns keep this many named values per measure in a piece; the rest add up
@@ -371,6 +368,8 @@ def cap_parts(
 
 
 def sketch_of(visitors: Iterable[str], lg_k: int) -> bytes:
+    import datasketches  # only the close builds sketches: kept off the stream handler's import
+
     sketch = datasketches.hll_sketch(lg_k, datasketches.tgt_hll_type.HLL_4)
     for visitor in sorted(visitors):
         sketch.update(visitor)
@@ -380,6 +379,8 @@ def sketch_of(visitors: Iterable[str], lg_k: int) -> bytes:
 def union_bytes(serialized: Sequence[bytes], lg_k: int) -> bytes | None:
     if not serialized:
         return None
+    import datasketches
+
     union = datasketches.hll_union(lg_k)
     for raw in serialized:
         union.update(datasketches.hll_sketch.deserialize(raw))

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chalicelib.clock import FixedClock
-from chalicelib.stats.counters import split_name
+from chalicelib.rollup.counters import split_breakdown as split_name
 from chalicelib.stats.query import parse_range
 from chalicelib.stats.runner import (
     Freshness,
