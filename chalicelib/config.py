@@ -7,6 +7,7 @@ stage's environment only during each call, and tests run stacks side by side.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -35,6 +36,12 @@ class Settings:
     impression_interval_s: int = 3
     player_interval_s: int = 5
     retransmission_window_s: int = 60
+    # Client ids that may speak for any player key: bridges whose own broker already holds
+    # each frame to its key (DESIGN §4, §7).
+    player_bridges: tuple[str, ...] = ("vts-bridge-makapix",)
+    # How far back a player's own clock may place a report for the rate check, so a backlog
+    # a bridge delivers at once after an outage is measured as it was sent (players/gate.py).
+    player_backlog_s: int = 3600
     post_cache_s: int = 60
     ack_transport: str = "none"  # none | mqtt | iot
     mqtt_host: str = "127.0.0.1"
@@ -64,6 +71,7 @@ _INT_FIELDS = {
     "impression_interval_s": (0, 3600),
     "player_interval_s": (0, 3600),
     "retransmission_window_s": (0, 3600),
+    "player_backlog_s": (0, 86_400),
     "post_cache_s": (0, 3600),
     "mqtt_port": (1, 65535),
     "drop_flush_s": (0, 3600),
@@ -71,6 +79,21 @@ _INT_FIELDS = {
     "close_budget_s": (1, 900),
     "close_grace_s": (0, 86_400),
 }
+
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9:_.\-]{1,128}$")
+
+
+def parse_client_ids(text: str) -> tuple[str, ...]:
+    """``VTS_PLAYER_BRIDGES``: comma-separated MQTT client ids (empty: no bridge trusted)."""
+    ids = tuple(part.strip() for part in text.split(",") if part.strip())
+    for client_id in ids:
+        if not _CLIENT_ID.match(client_id):
+            raise ConfigError(
+                f"VTS_PLAYER_BRIDGES: {client_id!r} is not a client id "
+                "(letters, digits and : _ . - only, at most 128)"
+            )
+    return ids
 
 
 def _env_snapshot() -> tuple[tuple[str, str], ...]:
@@ -105,6 +128,8 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
             f"VTS_ACK_TRANSPORT must be one of none, mqtt, iot (got {values['ack_transport']!r})"
         )
     values["mqtt_host"] = env.get("VTS_MQTT_HOST", "127.0.0.1")
+    if "VTS_PLAYER_BRIDGES" in env:
+        values["player_bridges"] = parse_client_ids(env["VTS_PLAYER_BRIDGES"])
     values["iot_data_endpoint"] = env.get("VTS_IOT_DATA_ENDPOINT") or None
     for field, (low, high) in _INT_FIELDS.items():
         raw = env.get(f"VTS_{field.upper()}")

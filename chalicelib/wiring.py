@@ -193,6 +193,8 @@ class Services:
             player_interval_s=self.settings.player_interval_s,
             retransmission_window_s=self.settings.retransmission_window_s,
             known_views=self.known_views,
+            bridges=frozenset(self.settings.player_bridges),
+            backlog_s=self.settings.player_backlog_s,
         )
 
     @cached_property

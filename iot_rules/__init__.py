@@ -6,8 +6,9 @@ filter and SQL version, renders itself as an ``AWS::IoT::TopicRule`` resource (v
 CloudFormation intrinsics) or a ``CreateTopicRule`` payload, and builds the event the rule
 hands its Lambda action for one MQTT message, exactly as the SQL would. Only the SQL this
 project uses is understood (``*``, ``topic()``, ``topic(n)``, ``clientid()``,
-``timestamp()``, ``AS`` aliases, no ``WHERE``): anything else fails loudly at load time, so
-the bridge can never silently drift from the rule.
+``timestamp()``, ``AS`` aliases, and a ``WHERE`` of ``isUndefined(field)`` terms joined by
+``AND``): anything else fails loudly at load time, so the bridge can never silently drift
+from the rule.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 HERE = Path(__file__).resolve().parent
 
-_SELECT = re.compile(r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+'(?P<filter>[^']+)'\s*$", re.I | re.S)
+_SELECT = re.compile(
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+'(?P<filter>[^']+)'(?:\s+WHERE\s+(?P<where>.+?))?\s*$",
+    re.I | re.S,
+)
+_UNDEFINED = re.compile(r"^isUndefined\((?P<field>[A-Za-z_][A-Za-z0-9_]*)\)$", re.I)
 _PROJECTION = re.compile(r"^(?P<expr>[a-z]+\((?:\d*)\))\s+AS\s+(?P<alias>[A-Za-z_][A-Za-z0-9_]*)$", re.I)
 _FUNCTION = re.compile(r"^(?P<name>[a-z]+)\((?P<arg>\d*)\)$", re.I)
 
@@ -60,6 +65,8 @@ class TopicRule:
     select_all: bool
     projections: tuple[Projection, ...]
     actions: tuple[dict[str, Any], ...]
+    # WHERE isUndefined(f) AND ...: payload fields whose presence stops the rule.
+    undefined_fields: tuple[str, ...]
     error_action: dict[str, Any]
 
     @property
@@ -67,27 +74,35 @@ class TopicRule:
         """Logical names of the Lambda functions the rule invokes."""
         return [a["lambda"]["function"] for a in self.actions if "lambda" in a]
 
-    def build_event(
+    def apply(
         self, topic: str, payload: bytes, client_id: str | None, received_at_ms: int
-    ) -> dict[str, Any] | None:
-        """The event the Lambda action receives for one message, or None when IoT would not
-        invoke it (a payload that is not a JSON object fails the action: the error action
-        gets it)."""
+    ) -> tuple[Literal["invoke", "filtered", "error"], dict[str, Any] | None]:
+        """What IoT does with one message: invoke the action with an event, skip it (the
+        WHERE is false), or fail the action (a payload that is not a JSON object: the error
+        action gets it)."""
         event: dict[str, Any] = {}
         if self.select_all and payload.strip():
             try:
                 document = json.loads(payload)
             except (ValueError, UnicodeDecodeError):
-                return None
+                return "error", None
             if not isinstance(document, dict):
-                return None
+                return "error", None
+            if any(field in document for field in self.undefined_fields):
+                return "filtered", None
             event.update(document)
-        # The rule's own fields come last: a payload cannot forge them.
         for projection in self.projections:
             defined, value = projection.value(topic, client_id, received_at_ms)
             if defined:
                 event[projection.alias] = value
-        return event
+        return "invoke", event
+
+    def build_event(
+        self, topic: str, payload: bytes, client_id: str | None, received_at_ms: int
+    ) -> dict[str, Any] | None:
+        """The event the Lambda action receives for one message, or None when IoT would not
+        invoke it."""
+        return self.apply(topic, payload, client_id, received_at_ms)[1]
 
     def matches(self, topic: str) -> bool:
         """Whether ``topic`` falls under the rule's filter (``+`` and a trailing ``#``)."""
@@ -159,6 +174,19 @@ class TopicRule:
         }
 
 
+def parse_where(where: str | None) -> tuple[str, ...]:
+    """The fields of ``isUndefined(a) AND isUndefined(b) ...`` (the only WHERE understood)."""
+    if where is None:
+        return ()
+    fields = []
+    for term in re.split(r"\s+AND\s+", where.strip(), flags=re.I):
+        match = _UNDEFINED.match(term.strip())
+        if match is None:
+            raise ValueError(f"unsupported WHERE term in rule SQL: {term!r}")
+        fields.append(match["field"])
+    return tuple(fields)
+
+
 def parse_sql(sql: str) -> tuple[str, bool, tuple[Projection, ...]]:
     """(topic filter, SELECT *, projections) of the SQL subset this project uses."""
     match = _SELECT.match(sql)
@@ -180,12 +208,15 @@ def parse_sql(sql: str) -> tuple[str, bool, tuple[Projection, ...]]:
         if name not in ("topic", "clientid", "timestamp") or (argument is not None and name != "topic"):
             raise ValueError(f"unsupported SQL function in rule: {raw!r}")
         projections.append(Projection(name, argument, projection["alias"]))
+    parse_where(match["where"])  # refuses any WHERE the bridge could not mirror
     return match["filter"], select_all, tuple(projections)
 
 
 def load_rule(name: str, directory: Path = HERE) -> TopicRule:
     data = json.loads((directory / f"{name}.json").read_text())
     topic_filter, select_all, projections = parse_sql(data["sql"])
+    match = _SELECT.match(data["sql"])
+    undefined_fields = parse_where(match["where"] if match else None)
     actions = tuple(data["actions"])
     if not actions or any("lambda" not in action for action in actions):
         raise ValueError(f"rule {name}: only lambda actions are supported")
@@ -202,6 +233,7 @@ def load_rule(name: str, directory: Path = HERE) -> TopicRule:
         projections=projections,
         actions=actions,
         error_action=data["errorAction"],
+        undefined_fields=undefined_fields,
     )
 
 

@@ -41,13 +41,16 @@ def rule_event(
     payload: dict[str, Any] | bytes,
     topic_key: str | None = None,
     received_at: int | None = None,
-    client_id: str | None = None,
+    client_id: str | None = "",
 ) -> dict[str, Any]:
-    """What the rule hands the Lambda for ``payload`` published on the player's topic."""
+    """What the rule hands the Lambda for ``payload`` published on the player's topic, by
+    the frame itself (``p3a-{key}``) unless another ``client_id`` is given."""
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     key = topic_key if topic_key is not None else (
         payload.get("player_key", PLAYER) if isinstance(payload, dict) else PLAYER
     )
+    if client_id == "":
+        client_id = f"p3a-{key}"
     received = next(_RECEIVED) if received_at is None else received_at
     event = RULE.build_event(view_topic(str(key)), raw, client_id, received)
     assert event is not None, "the rule would not invoke the Lambda for this payload"

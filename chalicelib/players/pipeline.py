@@ -1,6 +1,6 @@
 """Recording player view reports: a pipeline of named steps over one rule event (DESIGN §4).
 
-Steps, in the contract's order: ``parse`` -> ``match_key`` -> ``find_player`` ->
+Steps, in the contract's order: ``parse`` -> ``match_key`` -> ``match_client`` -> ``find_player`` ->
 ``pass_gate`` (retransmission, then rate: players/gate.py) -> ``find_post`` ->
 ``drop_author_view`` -> ``store``. Each may end the report with an outcome; a drop is
 counted by reason, never raised. Only an infrastructure fault raises (the Lambda is then
@@ -18,7 +18,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ulid import ULID
@@ -45,6 +45,7 @@ IMPRESSION = "impression"
 # Drop reasons, in pipeline order (what /v1/health counts).
 INVALID = "player_invalid"
 KEY_MISMATCH = "player_key_mismatch"
+CLIENT_MISMATCH = "player_client_mismatch"
 UNREGISTERED = "player_unregistered"
 RETRANSMISSION = "player_retransmission"
 RATE_LIMITED = "player_rate_limited"
@@ -54,6 +55,7 @@ DUPLICATE = "player_duplicate"
 DROP_REASONS = (
     INVALID,
     KEY_MISMATCH,
+    CLIENT_MISMATCH,
     UNREGISTERED,
     RETRANSMISSION,
     RATE_LIMITED,
@@ -64,6 +66,8 @@ DROP_REASONS = (
 OUTCOMES = (COUNTED, IMPRESSION, *DROP_REASONS)
 
 _MAX_ULID_MS = 2**48
+# A player clock this far ahead of ours is still taken as the report's time for the rate.
+CLOCK_AHEAD_S = 60
 
 
 @dataclass
@@ -134,6 +138,8 @@ class PlayerViewRecorder:
         player_interval_s: int,
         retransmission_window_s: int,
         known_views: KnownViews | None = None,
+        bridges: frozenset[str] = frozenset(),
+        backlog_s: int = 0,
     ) -> None:
         self._events = events
         self._players = players
@@ -142,11 +148,14 @@ class PlayerViewRecorder:
         self._acks = acks
         self._clock = clock
         self._interval_s = player_interval_s
+        self._bridges = bridges
+        self._backlog = timedelta(seconds=backlog_s)
         self._gate = ReportGate(registry, player_interval_s, retransmission_window_s)
         self._known_views = known_views if known_views is not None else KnownViews()
         self._steps: tuple[Callable[[Report], PlayerOutcome | None], ...] = (
             self.parse,
             self.match_key,
+            self.match_client,
             self.find_player,
             self.pass_gate,
             self.find_post,
@@ -210,6 +219,18 @@ class PlayerViewRecorder:
             return _failure(KEY_MISMATCH, "invalid", "player_key does not match the topic")
         return None
 
+    def match_client(self, report: Report) -> PlayerOutcome | None:
+        # Who published (the rule's clientid()) must be the frame itself or a trusted bridge
+        # whose broker already holds each frame to its own key (DESIGN §4).
+        client_id = report.event.get("client_id")
+        key, topic_key = report.player_key, report.topic_key
+        own = {key, f"p3a-{key}", topic_key, f"p3a-{topic_key}"}
+        if isinstance(client_id, str) and (client_id in own or client_id in self._bridges):
+            return None
+        return _failure(
+            CLIENT_MISMATCH, "invalid", "the publishing client may not speak for this player"
+        )
+
     def find_player(self, report: Report) -> PlayerOutcome | None:
         assert report.player_key is not None
         report.player = self._players.get(report.player_key)
@@ -222,7 +243,8 @@ class PlayerViewRecorder:
         message = report.message
         assert message is not None and report.player_key is not None
         verdict = self._gate.check(
-            report.player_key, message.post_id, message.timestamp, report.now, report.token
+            report.player_key, message.post_id, message.timestamp, self._rate_time(report),
+            report.token,
         )
         if verdict.kind == "admitted":
             return None
@@ -265,6 +287,21 @@ class PlayerViewRecorder:
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def _rate_time(self, report: Report) -> datetime:
+        """When the report was sent, for the rate: the player's clock when it is set and
+        plausible, else the arrival. A bridge that was cut off delivers its backlog at once;
+        measured by arrival, all but one report of each frame would be refused. A player
+        cannot gain by lying: its slot only moves forward and its clock is held to
+        [arrival - backlog, arrival + CLOCK_AHEAD_S], so at most backlog/interval reports
+        ever pass early (ADR 0009)."""
+        sent = report.message.device_at if report.message is not None else None
+        now = report.now
+        if sent is None or not self._backlog:
+            return now
+        if now - self._backlog <= sent <= now + timedelta(seconds=CLOCK_AHEAD_S):
+            return sent
+        return now
+
     def _view_event(self, report: Report) -> ViewEvent:
         message, player, post = report.message, report.player, report.post
         assert message is not None and player is not None and post is not None
@@ -303,7 +340,8 @@ class PlayerViewRecorder:
         return str(ULID.from_bytes(ms.to_bytes(6, "big") + randomness))
 
     def _ack(self, report: Report, outcome: PlayerOutcome) -> bool:
-        if report.topic_key is None or not _wants_ack(report):
+        # A stranger's report is not the frame's: its ack would only confuse the frame.
+        if report.topic_key is None or outcome.reason == CLIENT_MISMATCH or not _wants_ack(report):
             return False
         message = report.message
         event = report.event if isinstance(report.event, dict) else {}

@@ -1,5 +1,7 @@
 """The local MQTT broker: amqtt (MQTT 3.1.1, plaintext, anonymous) on 127.0.0.1, as a child
-process. IoT Core's stand-in for the local stack, the tests and the benchmark.
+process. IoT Core's stand-in for the local stack, the tests and the benchmark. Its
+``RuleTap`` plugin (rule_tap.py) tells the local rule bridge who published each message,
+as IoT Core's ``clientid()`` does.
 
 Run alone: ``python scripts/vtsops/mqtt_broker.py --port 1883`` (prints ``ready`` once it
 listens). ``BrokerProcess`` starts and stops it as a stack component.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -24,8 +27,11 @@ HERE = Path(__file__).resolve()
 def broker_config(port: int) -> dict[str, Any]:
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        # Only anonymous auth: no packet/event logging plugins, no $SYS topics.
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        # Only anonymous auth and the rule tap: no packet/event logging plugins, no $SYS topics.
+        "plugins": {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            "vtsops.rule_tap.RuleTap": {},
+        },
     }
 
 
@@ -72,8 +78,14 @@ class BrokerProcess:
             self._log = self._log_path.open("ab")
         from vtsops.stack import die_with_parent
 
+        # The child imports the rule tap (vtsops) and the rules (iot_rules) by name.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(HERE.parents[2]), str(HERE.parents[1]), env.get("PYTHONPATH")) if p
+        )
         self._process = subprocess.Popen(
             [sys.executable, str(HERE), "--port", str(self.port)],
+            env=env,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
             start_new_session=True,  # the stack's Ctrl-C handler stops it in order

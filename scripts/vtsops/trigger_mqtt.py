@@ -1,13 +1,16 @@
 """IoT Core's stand-ins in the local stack: the MQTT broker, and the bridge that plays the
 topic rule ``iot_rules/player_views.json``.
 
-The bridge subscribes with the rule's topic filter at QoS 1, builds each event exactly as
-the rule's SQL would (``iot_rules.TopicRule.build_event``; ``client_id`` is null: the broker
-does not tell subscribers who published) and hands it to the same service the
-``player_views`` Lambda calls. Acks go back to the broker on the bridge's own connection.
-A payload the rule could not turn into an event is what IoT Core sends to the rule's error
-action: the bridge logs and counts it as a rule error. A handler that raises is retried
-twice, as Lambda retries an asynchronous invocation.
+The broker's rule tap (rule_tap.py) hands the bridge every message under the rule's topic
+filter with its publisher's client id, as IoT Core's rule engine knows it; the bridge
+builds each event exactly as the rule's SQL would (``iot_rules.TopicRule.apply``, with
+``clientid()`` the publisher's id) and hands it to the same service the ``player_views``
+Lambda calls. Acks go back to the broker on the bridge's own connection. A payload the
+rule could not turn into an event is what IoT Core sends to the rule's error action: the
+bridge logs and counts it as a rule error; one the rule's WHERE skips is counted as
+filtered. A handler that raises is retried twice, as Lambda retries an asynchronous
+invocation. If the broker restarts, the bridge reconnects within about two seconds and the
+tap holds what arrived meanwhile.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from iot_rules import TopicRule, player_views_rule
 from vtsops.mqtt_broker import BrokerProcess
+from vtsops.rule_tap import envelope_topic, unpack
 from vtsops.stack import ROOT
 
 logger = logging.getLogger("vts.bridge")
@@ -63,6 +67,7 @@ class PlayerViewBridge:
         self._last_received_ms = 0
         self.received = 0
         self.rule_errors = 0
+        self.filtered = 0
         self.failures = 0
         self.outcomes: Counter[str] = Counter()
 
@@ -76,6 +81,7 @@ class PlayerViewBridge:
 
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vts-iot-bridge-{uuid.uuid4().hex[:8]}")
         client.max_inflight_messages_set(100)
+        client.reconnect_delay_set(min_delay=0.2, max_delay=2)
         client.on_connect = self._on_connect
         client.on_subscribe = lambda *_args: self._subscribed.set()
         client.on_message = self._on_message
@@ -92,7 +98,7 @@ class PlayerViewBridge:
         client.loop_start()
         if not self._subscribed.wait(10):
             self.stop()
-            raise TimeoutError(f"the bridge could not subscribe to {self.rule.topic_filter}")
+            raise TimeoutError(f"the bridge could not subscribe to {self.topic}")
 
     def stop(self) -> None:
         for _ in self._threads:
@@ -109,8 +115,14 @@ class PlayerViewBridge:
 
     @property
     def handled(self) -> int:
-        """Messages fully dealt with: handled by the service, failed for good, or rule errors."""
-        return sum(self.outcomes.values()) + self.failures + self.rule_errors
+        """Messages fully dealt with: handled by the service, failed for good, rule errors,
+        or skipped by the rule's WHERE."""
+        return sum(self.outcomes.values()) + self.failures + self.rule_errors + self.filtered
+
+    @property
+    def topic(self) -> str:
+        """Where the broker's rule tap hands this rule's messages."""
+        return envelope_topic(self.rule.name)
 
     def wait_for(self, count: int, timeout_s: float = 20.0) -> bool:
         """Block until ``count`` events were handled (or failed for good) or time runs out."""
@@ -129,7 +141,7 @@ class PlayerViewBridge:
         if reason.is_failure:
             logger.error("the bridge could not connect to the broker: %s", reason)
             return
-        client.subscribe(self.rule.topic_filter, qos=1)
+        client.subscribe(self.topic, qos=1)
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         with self._done:
@@ -137,12 +149,24 @@ class PlayerViewBridge:
             # delivers a message and its QoS 1 redelivery within the same millisecond.
             received_at_ms = max(int(time.time() * 1000), self._last_received_ms + 1)
             self._last_received_ms = received_at_ms
-            event = self.rule.build_event(message.topic, bytes(message.payload), None, received_at_ms)
             self.received += 1
+            try:
+                topic, client_id, payload = unpack(bytes(message.payload))
+            except ValueError as error:
+                self.rule_errors += 1
+                logger.warning("the rule tap sent something else: %s", error)
+                self._done.notify_all()
+                return
+            verdict, event = self.rule.apply(topic, payload, client_id, received_at_ms)
+            if verdict == "filtered":
+                self.filtered += 1
+                logger.info("rule WHERE skipped a report on %s from %s", topic, client_id)
+                self._done.notify_all()
+                return
             if event is None:
                 # IoT Core would fail the Lambda action and run the rule's error action.
                 self.rule_errors += 1
-                logger.warning("rule error: the payload on %s is not a JSON object", message.topic)
+                logger.warning("rule error: the payload on %s is not a JSON object", topic)
                 self._done.notify_all()
                 return
         self._queue.put(event)

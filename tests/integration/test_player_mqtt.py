@@ -135,6 +135,8 @@ def test_every_drop_reason_is_counted_once_and_reported_by_health(
     try:
         players[a].publish({**view, "player_key": a, "intent": "peek"})        # invalid
         players[b].publish({**view, "player_key": a})                          # key mismatch
+        players[b].publish({**view, "player_key": d}, topic_key=d)             # client mismatch
+        players[b].publish({**view, "player_key": b, "client_id": "vts-bridge-makapix"})  # WHERE
         players[c].publish({**view, "player_key": c})                          # unregistered
         players[d].publish({**view, "player_key": d})                          # counted
         players[d].publish({**view, "player_key": d})                          # retransmission
@@ -143,12 +145,12 @@ def test_every_drop_reason_is_counted_once_and_reported_by_health(
         players[author].publish({**view, "player_key": author})                # author view
         players[f].publish({**view, "player_key": f})                          # duplicate (same owner)
         players[a].publish(b"\x00 not json")                                   # the rule's error action
-        assert bridge.wait_for(10)
+        assert bridge.wait_for(12)
     finally:
         for player in players.values():
             player.close()
     assert bridge.outcomes == {"counted": 1, **dict.fromkeys(DROP_REASONS, 1)}
-    assert (bridge.rule_errors, bridge.failures) == (1, 0)
+    assert (bridge.rule_errors, bridge.filtered, bridge.failures) == (1, 1, 0)
     health = api.http.get("/v1/health").json_body
     drops = health["drops"]["since_yesterday"]
     assert {reason: drops.get(reason) for reason in DROP_REASONS} == dict.fromkeys(DROP_REASONS, 1)

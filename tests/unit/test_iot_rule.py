@@ -17,8 +17,10 @@ def test_the_rule_as_written() -> None:
     rule = player_views_rule()
     assert rule.sql == (
         "SELECT *, topic(3) AS topic_player_key, clientid() AS client_id, "
-        "timestamp() AS received_at FROM 'makapix/player/+/view'"
+        "timestamp() AS received_at FROM 'makapix/player/+/view' "
+        "WHERE isUndefined(topic_player_key) AND isUndefined(client_id) AND isUndefined(received_at)"
     )
+    assert rule.undefined_fields == ("topic_player_key", "client_id", "received_at")
     assert (rule.topic_filter, rule.sql_version, rule.functions) == (
         "makapix/player/+/view", "2016-03-23", ["player_views"])
     assert rule.matches(f"makapix/player/{KEY}/view")
@@ -36,16 +38,29 @@ def test_the_event_is_built_as_the_sql_builds_it() -> None:
     assert list(event)[-3:] == ["topic_player_key", "client_id", "received_at"]
 
 
-def test_rule_fields_override_payload_fields_and_null_client_ids_stay() -> None:
+@pytest.mark.parametrize("field", ["topic_player_key", "client_id", "received_at"])
+def test_a_payload_carrying_a_rule_field_is_skipped_by_the_where(field: str) -> None:
     rule = player_views_rule()
-    forged = json.dumps({"topic_player_key": "someone-else", "received_at": 1}).encode()
-    event = rule.build_event(f"makapix/player/{KEY}/view", forged, None, 42)
+    forged = json.dumps({"post_id": 1, field: "vts-bridge-makapix"}).encode()
+    assert rule.apply(f"makapix/player/{KEY}/view", forged, f"p3a-{KEY}", 42) == ("filtered", None)
+    assert rule.build_event(f"makapix/player/{KEY}/view", forged, f"p3a-{KEY}", 42) is None
+
+
+def test_null_client_ids_stay_null() -> None:
+    event = player_views_rule().build_event(f"makapix/player/{KEY}/view", b"{}", None, 42)
     assert event == {"topic_player_key": KEY, "client_id": None, "received_at": 42}
+
+
+def test_where_terms_other_than_is_undefined_are_refused() -> None:
+    parse_sql("SELECT * FROM 'a/+' WHERE isUndefined(x) AND isUndefined(y)")
+    with pytest.raises(ValueError):
+        parse_sql("SELECT * FROM 'a/+' WHERE isUndefined(x) OR isUndefined(y)")
 
 
 @pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b"12"])
 def test_payloads_that_are_not_objects_fail_the_action(payload: bytes) -> None:
-    assert player_views_rule().build_event(f"makapix/player/{KEY}/view", payload, None, 1) is None
+    rule = player_views_rule()
+    assert rule.apply(f"makapix/player/{KEY}/view", payload, None, 1) == ("error", None)
 
 
 def test_an_empty_payload_still_invokes_with_the_rule_fields() -> None:

@@ -139,6 +139,7 @@ def test_every_drop_reason_is_counted_once(services: Services, clock: FixedClock
 
     send(firmware_payload(post_id="not a number"))                                  # invalid
     send(firmware_payload(player_key=OTHER_PLAYER), topic_key=PLAYER)               # key mismatch
+    send(firmware_payload(), client_id="someone-else")                              # client mismatch
     stranger = "11111111-2222-4333-8444-555555555555"
     send(firmware_payload(player_key=stranger))                                     # unregistered
     send(firmware_payload(intent="artwork"))                                        # counted
@@ -151,7 +152,8 @@ def test_every_drop_reason_is_counted_once(services: Services, clock: FixedClock
     clock.advance(5)
     send(firmware_payload(intent="artwork", timestamp="2026-11-24T10:00:15Z"))       # duplicate
     assert outcomes == [
-        "player_invalid", "player_key_mismatch", "player_unregistered", "counted",
+        "player_invalid", "player_key_mismatch", "player_client_mismatch",
+        "player_unregistered", "counted",
         "player_retransmission", "player_rate_limited", "player_unknown_post",
         "player_author_view", "player_duplicate",
     ]
@@ -177,11 +179,12 @@ def test_a_frame_cannot_speak_for_another_frame(services: Services) -> None:
     assert stored(services, 123) == []
 
 
-def test_the_rule_fields_cannot_be_forged_by_the_payload(services: Services) -> None:
-    payload = firmware_payload(player_key=OTHER_PLAYER, topic_player_key=OTHER_PLAYER)
-    event = rule_event(payload, topic_key=PLAYER)
-    assert event["topic_player_key"] == PLAYER
-    assert record(services, event)["outcome"] == "player_key_mismatch"
+@pytest.mark.parametrize("field", ["topic_player_key", "client_id", "received_at"])
+def test_a_payload_posing_as_the_rule_never_reaches_the_handler(field: str) -> None:
+    # E.g. a frame claiming to be the bridge: the rule's WHERE skips it (tests/unit/test_iot_rule.py).
+    payload = firmware_payload(player_key=OTHER_PLAYER, **{field: "vts-bridge-makapix"})
+    with pytest.raises(AssertionError, match="would not invoke"):
+        rule_event(payload, topic_key=OTHER_PLAYER)
 
 
 # ---- retransmissions and the rate --------------------------------------------------------
@@ -285,7 +288,9 @@ def test_no_ack_unless_asked(services: Services) -> None:
 
 def test_acks_carry_the_design_fields(services: Services, clock: FixedClock) -> None:
     def ask(**changes: Any) -> dict[str, Any]:
-        record(services, rule_event(firmware_payload(request_ack=True, **changes)))
+        # As a frame does, each report carries the frame's clock.
+        sent = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        record(services, rule_event(firmware_payload(request_ack=True, timestamp=sent, **changes)))
         topic, payload = services.acks.sent[-1]
         assert topic == f"makapix/player/{changes.get('player_key', PLAYER)}/view/ack"
         assert list(payload) == ACK_FIELDS
@@ -318,3 +323,82 @@ def test_a_failing_ack_transport_never_fails_the_report(services: Services) -> N
     services.player_views._acks = Broken()  # the recorder's own collaborator, replaced
     result = record(services, rule_event(firmware_payload(intent="artwork", request_ack=True)))
     assert (result["outcome"], result["acked"]) == ("counted", False)
+
+
+# ---- who may speak for a key (DESIGN §4) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("client_id", [f"p3a-{PLAYER}", PLAYER, "vts-bridge-makapix"])
+def test_the_frame_itself_and_a_trusted_bridge_speak_for_the_key(
+    services: Services, client_id: str
+) -> None:
+    result = record(services, rule_event(firmware_payload(intent="artwork"), client_id=client_id))
+    assert result["outcome"] == "counted"
+
+
+@pytest.mark.parametrize("client_id", [
+    None, "", "p3a-" + OTHER_PLAYER, OTHER_PLAYER, "vts-bridge-other", f"P3A-{PLAYER}", 42,
+])
+def test_any_other_publisher_is_dropped_and_spends_nothing(
+    services: Services, client_id: Any
+) -> None:
+    event = rule_event(firmware_payload(intent="artwork", request_ack=True), client_id="x")
+    event["client_id"] = client_id
+    result = record(services, event)
+    assert result == {"outcome": "player_client_mismatch", "counted": False, "acked": False}
+    assert drops(services) == {"player_client_mismatch": 1}
+    assert stored(services, 123) == []
+    # The frame's own report right after is neither rate-limited nor a retransmission.
+    again = record(services, rule_event(firmware_payload(intent="artwork")))
+    assert again["outcome"] == "counted"
+
+
+def test_trusted_bridges_come_from_the_settings(clock: FixedClock) -> None:
+    services = memory_services(
+        Settings(drop_flush_s=0, player_bridges=("edge-1",)), clock=clock
+    )
+    services.posts.register(123, ARTIST)
+    services.players.register(PLAYER, OWNER)
+    bridged = rule_event(firmware_payload(), client_id="vts-bridge-makapix")
+    assert record(services, bridged)["outcome"] == "player_client_mismatch"
+    assert record(services, rule_event(firmware_payload(), client_id="edge-1"))["outcome"] == (
+        "impression"
+    )
+
+
+# ---- a backlog delivered at once (a bridge back from an outage) ------------------------------
+
+
+def _report_at(second: int, post_id: int) -> dict[str, Any]:
+    at = START.replace(second=second).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return firmware_payload(intent="artwork", post_id=post_id, timestamp=at)
+
+
+def test_a_backlog_is_rated_by_the_frames_clock(services: Services, clock: FixedClock) -> None:
+    # Reports sent 10 s apart during an outage all arrive 40 s later, in the same second.
+    clock.advance(40)
+    bridge = "vts-bridge-makapix"
+    outcomes = [
+        record(services, rule_event(_report_at(s, 100 + s), client_id=bridge))["outcome"]
+        for s in (0, 10, 20, 30)
+    ]
+    assert outcomes == ["counted"] * 4
+    # Mosquitto's redelivery of one of them is still a retransmission.
+    redelivered = rule_event(_report_at(20, 120), client_id=bridge)
+    assert record(services, redelivered)["outcome"] == "player_retransmission"
+    # And reports closer than the interval by the frame's own clock are still held to it.
+    assert record(services, rule_event(_report_at(33, 133), client_id=bridge))["outcome"] == (
+        "player_rate_limited"
+    )
+
+
+def test_a_clock_far_from_ours_does_not_widen_the_rate(services: Services, clock: FixedClock) -> None:
+    # Timestamps beyond the backlog window (or far ahead) are measured by arrival instead.
+    far = ["2026-11-24T07:00:00Z", "2026-11-24T07:00:10Z", "2026-11-24T13:00:00Z"]
+    outcomes = [
+        record(services, rule_event(firmware_payload(intent="artwork", post_id=100 + n, timestamp=t)))[
+            "outcome"
+        ]
+        for n, t in enumerate(far)
+    ]
+    assert outcomes == ["counted", "player_rate_limited", "player_rate_limited"]

@@ -121,7 +121,7 @@ def test_malformed_reports_are_dropped_with_their_reason(case: tuple[str, Any, s
     services = fresh_services()
     event: Any = payload
     if isinstance(payload, bytes):
-        event = RULE.build_event(view_topic(topic_key), payload, None, 1_795_514_400_000)
+        event = RULE.build_event(view_topic(topic_key), payload, f"p3a-{topic_key}", 1_795_514_400_000)
         if event is None:
             try:
                 event = json.loads(payload)
