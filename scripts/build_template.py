@@ -10,6 +10,8 @@ template Chalice generates, built from:
   point-in-time recovery, KMS encryption), named ``vts-{stage}-{name}`` as Settings expects;
 * ``iot_rules/``: each topic rule, its invoke permission (scoped to the rule's ARN), its
   error log group and role, and the player IoT policy derived from the rule's topic;
+* ``scripts/vtsops/iot_provision.py``: the policy of trusted bridges
+  (``bridge_policy_document``, the one ``vts register-bridge`` creates);
 * the app itself: per function its name ``vts-{stage}-{name}``, log group, the table
   environment (Refs), an error alarm; every queue gets a "not empty" alarm.
 
@@ -42,8 +44,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):  # chalicelib, iot_rules; vtsops
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 INFRA = ROOT / "infra"
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
@@ -300,6 +303,24 @@ def player_policy(stage: str, topics: list[str]) -> dict[str, Any]:
     }
 
 
+def bridge_policy(stage: str) -> dict[str, Any]:
+    """The IoT policy of trusted bridges (DESIGN §7): ``bridge_policy_document``, the one
+    ``vts register-bridge`` creates, with ARNs of the stack's account and region."""
+    from vtsops.iot_provision import bridge_policy_document
+
+    def arn(kind: str, rest: str) -> dict[str, str]:
+        # IoT policy variables stay literal inside Fn::Sub as ${!...}.
+        return iot_arn(kind, rest.replace("${", "${!"))
+
+    return {
+        "Type": "AWS::IoT::Policy",
+        "Properties": {
+            "PolicyName": f"vts-{stage}-bridge",
+            "PolicyDocument": bridge_policy_document(arn),
+        },
+    }
+
+
 def rule_resources(stage: str, functions: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The topic rules whose functions the app defines, and the player topics they read."""
     from iot_rules import load_rule, rule_names
@@ -428,7 +449,10 @@ def build(stage: str, functions: list[str] | None = None) -> dict[str, Any]:
     template["Resources"].update(rules)
     if topics:
         template["Resources"]["PlayerIotPolicy"] = player_policy(stage, topics)
-        template.setdefault("Outputs", {})["PlayerIotPolicyName"] = {"Value": {"Ref": "PlayerIotPolicy"}}
+        template["Resources"]["PlayerBridgeIotPolicy"] = bridge_policy(stage)
+        outputs = template.setdefault("Outputs", {})
+        outputs["PlayerIotPolicyName"] = {"Value": {"Ref": "PlayerIotPolicy"}}
+        outputs["PlayerBridgeIotPolicyName"] = {"Value": {"Ref": "PlayerBridgeIotPolicy"}}
     template["Resources"].update(queue_alarms(template["Resources"]))
     for resource in template["Resources"].values():
         # Stated, not defaulted: queues and logs go with the stack (the tables do not).

@@ -69,11 +69,16 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def render(node: Any, template: dict[str, Any]) -> Any:
     """Intrinsics -> strings: ``GetAtt [X, Arn]`` -> ``arn:X``, ``Sub`` with pseudo
-    parameters and parameter defaults filled in; anything else as it is."""
+    parameters and parameter defaults filled in, ``Join`` joined (a list parameter's
+    ``Ref`` is its default's items); anything else as it is."""
     if isinstance(node, list):
         return [render(item, template) for item in node]
     if not isinstance(node, dict):
         return node
+    if "Fn::Join" in node:
+        separator, items = node["Fn::Join"]
+        items = render(items, template)
+        return separator.join(str(item) for item in (items if isinstance(items, list) else [items]))
     if "Fn::GetAtt" in node:
         logical, attribute = node["Fn::GetAtt"]
         return f"arn:{logical}" + ("/stream/2026" if attribute == "StreamArn" else "")
@@ -94,13 +99,16 @@ def render(node: Any, template: dict[str, Any]) -> Any:
     return {k: render(v, template) for k, v in node.items()}
 
 
-def _ref(name: str, template: dict[str, Any]) -> str:
+def _ref(name: str, template: dict[str, Any]) -> str | list[str]:
     pseudo = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT}
     if name in pseudo:
         return pseudo[name]
     parameter = template.get("Parameters", {}).get(name)
     if parameter is not None:
-        return str(parameter.get("Default", ""))
+        default = str(parameter.get("Default", ""))
+        if parameter["Type"] == "CommaDelimitedList":
+            return [item.strip() for item in default.split(",")]
+        return default
     return f"ref:{name}"
 
 
@@ -244,17 +252,31 @@ def test_topic_rules_equal_iot_rules_and_only_they_may_invoke(template: dict[str
             assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
-def test_player_policy_names_only_the_connections_own_thing(template: dict[str, Any]) -> None:
-    policies = resources_of(template, "AWS::IoT::Policy")
-    assert list(policies) == ["PlayerIotPolicy"]
-    document = render(policies["PlayerIotPolicy"]["Properties"]["PolicyDocument"], template)
+def iot_policy_actions(template: dict[str, Any], logical: str) -> dict[str, list[str]]:
+    """action -> the resources a stack IoT policy allows it on (every statement an Allow)."""
+    policy = resources_of(template, "AWS::IoT::Policy")[logical]
     actions: dict[str, list[str]] = {}
-    for statement in document["Statement"]:
+    for statement in render(policy["Properties"]["PolicyDocument"], template)["Statement"]:
         assert statement["Effect"] == "Allow"
+        assert set(statement) <= {"Effect", "Action", "Resource", "Condition"}
+        assert isinstance(statement["Action"], str)
         resources = statement["Resource"]
         actions.setdefault(statement["Action"], []).extend(
             [resources] if isinstance(resources, str) else resources
         )
+    return actions
+
+
+def test_the_stack_has_the_player_and_the_bridge_iot_policies_only(template: dict[str, Any]) -> None:
+    policies = resources_of(template, "AWS::IoT::Policy")
+    assert sorted(policies) == ["PlayerBridgeIotPolicy", "PlayerIotPolicy"]
+    assert policies["PlayerBridgeIotPolicy"]["Properties"]["PolicyName"] == f"vts-{STAGE}-bridge"
+    assert template["Outputs"]["PlayerBridgeIotPolicyName"] == {
+        "Value": {"Ref": "PlayerBridgeIotPolicy"}}
+
+
+def test_player_policy_names_only_the_connections_own_thing(template: dict[str, Any]) -> None:
+    actions = iot_policy_actions(template, "PlayerIotPolicy")
     assert set(actions) == {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
     prefix = f"arn:aws:iot:us-east-1:{ACCOUNT}:"
     for resources in actions.values():
@@ -268,6 +290,48 @@ def test_player_policy_names_only_the_connections_own_thing(template: dict[str, 
     assert sorted(actions["iot:Connect"]) == sorted(
         [f"{prefix}client/{THING}", f"{prefix}client/p3a-{THING}"]
     )
+
+
+def test_bridge_policy_connects_as_itself_and_only_publishes_view_reports(
+    template: dict[str, Any],
+) -> None:
+    from iot_rules import load_rule, rule_names
+
+    prefix = f"arn:aws:iot:us-east-1:{ACCOUNT}:"
+    actions = iot_policy_actions(template, "PlayerBridgeIotPolicy")
+    # Nothing else: no Subscribe, no Receive, no RetainPublish, no wildcard action.
+    assert actions == {
+        "iot:Connect": [f"{prefix}client/{THING}"],
+        "iot:Publish": [f"{prefix}topic/makapix/player/*/view"],
+    }
+    document = render(template["Resources"]["PlayerBridgeIotPolicy"]["Properties"]["PolicyDocument"],
+                      template)
+    conditions = {s["Action"]: s.get("Condition") for s in document["Statement"]}
+    assert conditions == {
+        "iot:Connect": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+        "iot:Publish": None,
+    }
+    # The topics the bridge may publish are the ones the rule reads (`+` is `*` in a policy).
+    filters = {load_rule(name).topic_filter.replace("+", "*") for name in rule_names()}
+    assert "makapix/player/*/view" in filters
+
+
+def test_player_views_gets_the_trusted_bridges_and_the_ack_transport(
+    template: dict[str, Any],
+) -> None:
+    parameters = template["Parameters"]
+    assert parameters["PlayerBridges"]["Type"] == "CommaDelimitedList"
+    assert parameters["PlayerBridges"]["Default"] == "vts-bridge-makapix"
+    assert parameters["PlayerAcks"]["Type"] == "String"
+    assert sorted(parameters["PlayerAcks"]["AllowedValues"]) == ["iot", "none"]
+    assert parameters["PlayerAcks"]["Default"] == "iot"
+    variables = template["Resources"]["PlayerViews"]["Properties"]["Environment"]["Variables"]
+    assert variables["VTS_PLAYER_BRIDGES"] == {"Fn::Join": [",", {"Ref": "PlayerBridges"}]}
+    assert variables["VTS_ACK_TRANSPORT"] == {"Ref": "PlayerAcks"}
+    assert render(variables["VTS_PLAYER_BRIDGES"], template) == "vts-bridge-makapix"
+    overridden = {**template, "Parameters": {
+        **parameters, "PlayerBridges": {**parameters["PlayerBridges"], "Default": "a, b:c"}}}
+    assert render(variables["VTS_PLAYER_BRIDGES"], overridden) == "a,b:c"
 
 
 # ---- IAM ------------------------------------------------------------------------------------
@@ -560,6 +624,15 @@ def test_register_player_creates_the_same_policy_as_the_stack(template: dict[str
     assert stack_policy["PolicyName"] == f"vts-{STAGE}-player"
     assert normalised(render(stack_policy["PolicyDocument"], template)) == normalised(
         player_policy_document("us-east-1", ACCOUNT)
+    )
+
+
+def test_register_bridge_creates_the_same_policy_as_the_stack(template: dict[str, Any]) -> None:
+    from vtsops.iot_provision import bridge_policy_document, iot_arns, policy_grants
+
+    stack_policy = template["Resources"]["PlayerBridgeIotPolicy"]["Properties"]
+    assert policy_grants(render(stack_policy["PolicyDocument"], template)) == policy_grants(
+        bridge_policy_document(iot_arns("us-east-1", ACCOUNT))
     )
 
 
