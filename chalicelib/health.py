@@ -24,6 +24,8 @@ def health_report(services: Services) -> dict[str, Any]:
             "today": services.drop_store.get_drops(days[:1]),
             "since_yesterday": services.drop_store.get_drops(days),
         },
+        # Who reported last (a bridge delivering, or not): kept at each drop flush.
+        "players": {"last_report": services.drop_store.last_report()},
         # The close watermark, the Days still open, and the stream handler's position/lag.
         "rollup": rollup_status(services.aggregates, now),
     }

@@ -35,7 +35,16 @@ class DropCounter:
         self._flush_s = flush_s
         self._lock = threading.Lock()
         self._pending: dict[str, Counter[str]] = {}
+        self._last_report: dict[str, str] | None = None
         self._last_flush = clock.now()
+
+    def seen_player_report(self, report: dict[str, str]) -> None:
+        """The latest player report this container handled (``at``, key, client, outcome):
+        kept with the next flush, so an operator can see a bridge deliver at no write per
+        report."""
+        with self._lock:
+            self._last_report = report
+        self._flush_if_due(self._clock.now())
 
     def accepted(self, counted: bool) -> None:
         """A look that was stored (metrics only: the counters come from the stream)."""
@@ -54,7 +63,8 @@ class DropCounter:
 
     def _flush_if_due(self, now: datetime) -> None:
         # Read without the lock: a rare double check only makes an empty flush, no write.
-        if not self._pending or (now - self._last_flush).total_seconds() < self._flush_s:
+        idle = not self._pending and self._last_report is None
+        if idle or (now - self._last_flush).total_seconds() < self._flush_s:
             return
         try:
             self.flush()
@@ -66,7 +76,17 @@ class DropCounter:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
+            last, self._last_report = self._last_report, None
             self._last_flush = self._clock.now()
+        if last is not None:
+            try:
+                self._store.note_last_report(last)
+            except Exception:
+                with self._lock:
+                    self._last_report = self._last_report or last
+                    for day, counts in pending.items():
+                        self._pending.setdefault(day, Counter()).update(counts)
+                raise
         days = list(pending.items())
         for n, (day, counts) in enumerate(days):
             try:

@@ -181,6 +181,8 @@ class PlayerViewRecorder:
                 ),
             )
             raise
+        if report.player_key is not None:
+            self._drops.seen_player_report(_last_report(report, outcome))
         if outcome.dropped:
             self._drops.count(outcome.reason)
         elif outcome.reason in (COUNTED, IMPRESSION):
@@ -357,6 +359,19 @@ class PlayerViewRecorder:
             retry_after=outcome.retry_after_s,
         )
         return send_ack(self._acks, report.topic_key, ack)
+
+
+def _last_report(report: Report, outcome: PlayerOutcome) -> dict[str, str]:
+    client_id = report.event.get("client_id") if isinstance(report.event, dict) else None
+    message = report.message
+    return {
+        "at": report.now.isoformat(),
+        "player_key": str(report.player_key),
+        "client_id": str(client_id)[:128],
+        "post_id": str(message.post_id) if message is not None else "",
+        "sent_at": str(message.timestamp or "") if message is not None else "",
+        "outcome": outcome.reason,
+    }
 
 
 def _wants_ack(report: Report) -> bool:

@@ -348,6 +348,37 @@ class DynamoDropStore:
             )
         )
 
+    def note_last_report(self, report: Mapping[str, str]) -> None:
+        pk, sk = keys.last_player_report_key()
+        fields = {"at": "", **report}
+        names = {f"#f{i}": f"r_{name}" for i, name in enumerate(fields)}
+        values = {f":v{i}": {"S": str(value)} for i, value in enumerate(fields.values())}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        try:
+            # An update (not a put): the same write the drop counters already make.
+            guarded(
+                lambda: self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                    UpdateExpression=f"SET {assignments}",
+                    ConditionExpression="attribute_not_exists(#f0) OR #f0 < :v0",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            )
+        except ClientError as error:
+            if not is_conditional_failure(error):
+                raise
+            # Another container kept a later one.
+
+    def last_report(self) -> dict[str, str] | None:
+        pk, sk = keys.last_player_report_key()
+        key = {"pk": {"S": pk}, "sk": {"S": sk}}
+        answer = guarded(lambda: self._client.get_item(TableName=self._table, Key=key))
+        item = codec.from_typed(answer.get("Item") or {})
+        found = {k[2:]: str(v) for k, v in item.items() if k.startswith("r_")}
+        return found or None
+
     def get_drops(self, days: Iterable[str]) -> dict[str, int]:
         totals: dict[str, int] = {}
         for day in days:

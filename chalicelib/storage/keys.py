@@ -90,6 +90,11 @@ def drops_day_key(day: str) -> tuple[str, str]:
     return "DROPS", f"D#{day}"
 
 
+def last_player_report_key() -> tuple[str, str]:
+    """The last player report some container saw (operators check a bridge with it)."""
+    return "DROPS", "LAST#player"
+
+
 TOTAL_SK = "TOTAL"
 
 

@@ -172,6 +172,14 @@ class MemoryRegistry:
 class MemoryDropStore:
     def __init__(self) -> None:
         self._days: dict[str, dict[str, int]] = {}
+        self._last: dict[str, str] | None = None
+
+    def note_last_report(self, report: Mapping[str, str]) -> None:
+        if self._last is None or self._last.get("at", "") < report.get("at", ""):
+            self._last = dict(report)
+
+    def last_report(self) -> dict[str, str] | None:
+        return dict(self._last) if self._last is not None else None
 
     def add_drops(self, day: str, counts: Mapping[str, int]) -> None:
         bucket = self._days.setdefault(day, {})

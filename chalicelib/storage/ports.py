@@ -143,6 +143,13 @@ class DropStore(Protocol):
 
     def get_drops(self, days: Iterable[str]) -> dict[str, int]: ...
 
+    def note_last_report(self, report: Mapping[str, str]) -> None:
+        """Keep ``report`` (plain strings) as the last player report, unless a later one
+        (by its ``at``) is already kept."""
+        ...
+
+    def last_report(self) -> dict[str, str] | None: ...
+
 
 class AggregateStore(Protocol):
     """The ``aggregates`` table: live counter items per post/artist/site and Day, the closed

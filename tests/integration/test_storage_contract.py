@@ -133,3 +133,13 @@ def test_event_items_stay_well_under_one_kilobyte() -> None:
         event_id="01JD0000000000000000000000",
     )
     assert codec.item_size(codec.event_item(event, 35)) < 1024
+
+
+def test_the_last_player_report_is_the_latest_one_kept(services: Services) -> None:
+    assert services.drop_store.last_report() is None
+    later = {"at": "2026-11-24T10:00:05+00:00", "player_key": "k", "client_id": "vts-bridge-makapix",
+             "post_id": "1", "sent_at": "", "outcome": "counted"}
+    earlier = {**later, "at": "2026-11-24T10:00:01+00:00", "outcome": "impression"}
+    services.drop_store.note_last_report(later)
+    services.drop_store.note_last_report(earlier)  # a slower container flushing late
+    assert services.drop_store.last_report() == later
