@@ -11,7 +11,7 @@ STAGE ?= dev
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt scripts/setup.sh package-lock.json $(wildcard frontend/*.* frontend/dashboard/*)
+$(STAMP): requirements.txt requirements-dev.txt scripts/setup.sh scripts/setup_system.sh package-lock.json $(wildcard frontend/*.* frontend/dashboard/*)
 	@bash scripts/setup.sh "$(PYTHON)" "$(VENV)"
 	@touch $(STAMP)
 

@@ -362,6 +362,11 @@ def bridge_block(
         "try_private false",
         "notifications false",
         "cleansession true",
+        # cleansession alone also cleans the bridge's local session: what was queued for
+        # IoT Core during an outage would be discarded on reconnect (mosquitto 2.0).
+        "local_cleansession false",
+        # Reconnect backoff, base and cap in seconds (2.0.11 ignores the one-value form).
+        "restart_timeout 2 30",
     ]
     return "\n".join(lines) + "\n"
 
