@@ -464,14 +464,36 @@ class MakapixBroker:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def log_mark(self) -> int:
-        """A position in the log; ``wait_for_log(..., since=mark)`` reads only what follows."""
-        return len(self.log_text())
+        """A position in the log (bytes); ``wait_for_log(..., since=mark)`` reads only what
+        follows it."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        return self._log_bytes(mark).decode(errors="replace")
+
+    def _log_bytes(self, mark: int) -> bytes:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(mark)
+                return log.read()
+        except FileNotFoundError:
+            return b""
 
     def wait_for_log(self, needle: str, timeout: float = 10, since: int = 0) -> bool:
+        """Waits for ``needle`` in the log after ``since``, reading only what is new."""
+        wanted = needle.encode()
         deadline = time.monotonic() + timeout
+        position, tail = since, b""
         while True:
-            if needle in self.log_text()[since:]:
+            chunk = self._log_bytes(position)
+            position += len(chunk)
+            tail += chunk
+            if wanted in tail:
                 return True
+            tail = tail[-len(wanted):]
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
