@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import queue
@@ -38,6 +39,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import free_port
@@ -71,8 +76,17 @@ pattern write makapix/player/%u/state
 pattern write makapix/player/%u/command/ack
 """
 
-# The bridge block of DESIGN §7, less the three bridge_* TLS lines (the local remote is
-# plaintext amqtt). `address` and the settings below are added by MakapixBroker.
+# The bridge block as DESIGN §7 writes it, less the three bridge_* TLS lines (the local
+# remote is plaintext amqtt); `address` is added by MakapixBroker. By default the harness
+# uses instead the block `vts register-bridge` prints (vtsops.iot_provision.bridge_block),
+# which adds what measurement showed is needed (mosquitto 2.0.11,
+# tests/integration/test_makapix_broker.py):
+# * `local_cleansession false`: `cleansession true` alone also cleans the bridge's *local*
+#   session (local_cleansession defaults to cleansession), so every report queued during an
+#   outage is discarded when the bridge reconnects; with it the queue is flushed, in order.
+# * reconnection: the default `restart_timeout` is a jittered backoff, 5 s base, 30 s cap
+#   (attempts seen at +5, +20, +51 s into an outage); in 2.0.11 a one-value
+#   `restart_timeout N` is ignored (fixed in 2.0.15): the two-value form `base cap` works.
 BRIDGE_BLOCK = (
     "connection vts",
     "bridge_protocol_version mqttv311",
@@ -82,20 +96,12 @@ BRIDGE_BLOCK = (
     "notifications false",
     "cleansession true",
 )
-# What the block needs so that reports published while the remote is away are delivered when
-# it is back (measured with mosquitto 2.0.11, tests/integration/test_makapix_broker.py):
-# `cleansession true` alone also cleans the bridge's *local* session (local_cleansession
-# defaults to cleansession), so every report queued during an outage is discarded when the
-# bridge reconnects; `local_cleansession false` keeps that queue and flushes it, in order.
-# Reconnection: the default `restart_timeout` is a jittered backoff, 5 s base, 30 s cap
-# (attempts seen at +5, +20, +51 s into an outage). In 2.0.11 a one-value
-# `restart_timeout N` is ignored (fixed in 2.0.15): use the two-value form `base cap`.
-BRIDGE_QUEUE_SETTINGS = ("local_cleansession false",)
 # The bridge's queue is bounded by the global, per-client `max_queued_messages` (1000 by
 # default; then mosquitto logs "Outgoing messages are being dropped for client
 # local.vts-bridge-makapix" and drops the rest). It is Makapix's to size: every frame's
 # reports queue there during an outage (24 frames x 2 a minute: about 20 minutes at 1000).
 GLOBAL_QUEUE_SETTINGS: tuple[str, ...] = ()
+BRIDGE_NAME = "vts-bridge-makapix"
 
 
 def require_mosquitto() -> None:
@@ -128,38 +134,30 @@ class Pki:
     Makapix makes them (C=US, O=Makapix, CN=player key, SAN DNS:player-{key}, RSA 2048)."""
 
     def __init__(self, folder: Path, name: str = "Makapix Test CA") -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.x509.oid import NameOID
-
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._revoked: dict[int, datetime] = {}
         self._clients: dict[str, ClientCert] = {}
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        subject = self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        ski = x509.SubjectKeyIdentifier.from_public_key(self._key.public_key())
-        self._cert = self._sign(
+        self._subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False,
+        )
+        ca = self._sign(
             x509.CertificateBuilder()
-            .subject_name(subject)
+            .subject_name(self._subject)
             .public_key(self._key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
             )
-            .add_extension(ski, critical=False),
-            days=30,
         )
-        self.ca_cert = self._write("ca.crt", self._pem(self._cert))
-        self._write("ca.key", self._key_pem(self._key))
+        self.ca_cert = self._write("ca.crt", _pem(ca))
+        self._write("ca.key", _key_pem(self._key))
         server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        import ipaddress
-
         server = self._sign(
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -169,43 +167,36 @@ class Pki:
                     [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
                 ),
                 critical=False,
-            ),
-            days=30,
+            )
         )
-        self.server_cert = self._write("server.crt", self._pem(server))
-        self.server_key = self._write("server.key", self._key_pem(server_key))
+        self.server_cert = self._write("server.crt", _pem(server))
+        self.server_key = self._write("server.key", _key_pem(server_key))
         self.crl = self.folder / "crl.pem"
         self._write_crl()
 
     def client(self, player_key: str) -> ClientCert:
         """The frame's certificate and key (made once per key)."""
         if player_key not in self._clients:
-            from cryptography import x509
-            from cryptography.hazmat.primitives.asymmetric import rsa
-            from cryptography.x509.oid import NameOID
-
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            subject = x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Makapix"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, player_key),
+                ]
+            )
             cert = self._sign(
                 x509.CertificateBuilder()
-                .subject_name(
-                    x509.Name(
-                        [
-                            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-                            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Makapix"),
-                            x509.NameAttribute(NameOID.COMMON_NAME, player_key),
-                        ]
-                    )
-                )
+                .subject_name(subject)
                 .public_key(key.public_key())
                 .add_extension(
                     x509.SubjectAlternativeName([x509.DNSName(f"player-{player_key}")]),
                     critical=False,
-                ),
-                days=30,
+                )
             )
             self._clients[player_key] = ClientCert(
-                self._write(f"player-{player_key}.crt", self._pem(cert)),
-                self._write(f"player-{player_key}.key", self._key_pem(key)),
+                self._write(f"player-{player_key}.crt", _pem(cert)),
+                self._write(f"player-{player_key}.key", _key_pem(key)),
                 cert.serial_number,
             )
         return self._clients[player_key]
@@ -215,30 +206,21 @@ class Pki:
         self._revoked[self.client(player_key).serial] = datetime.now(UTC)
         self._write_crl()
 
-    # -- helpers
-
-    def _sign(self, builder: Any, days: int) -> Any:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
-
+    def _sign(self, builder: x509.CertificateBuilder, days: int = 30) -> x509.Certificate:
         now = datetime.now(UTC)
-        issuer = self._cert.subject if hasattr(self, "_cert") else self._name
-        builder = (
-            builder.issuer_name(issuer)
+        return (
+            builder.issuer_name(self._subject)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=days))
+            .sign(self._key, hashes.SHA256())
         )
-        return builder.sign(self._key, hashes.SHA256())
 
     def _write_crl(self) -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-
         now = datetime.now(UTC)
         builder = (
             x509.CertificateRevocationListBuilder()
-            .issuer_name(self._cert.subject)
+            .issuer_name(self._subject)
             .last_update(now - timedelta(minutes=5))
             .next_update(now + timedelta(days=30))
         )
@@ -255,23 +237,15 @@ class Pki:
         path.chmod(0o644)  # readable if mosquitto ever drops to its own user
         return path
 
-    @staticmethod
-    def _pem(cert: Any) -> bytes:
-        from cryptography.hazmat.primitives import serialization
 
-        return bytes(cert.public_bytes(serialization.Encoding.PEM))
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
-    @staticmethod
-    def _key_pem(key: Any) -> bytes:
-        from cryptography.hazmat.primitives import serialization
 
-        return bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def mosquitto_password_line(user: str, password: str) -> str:
@@ -292,8 +266,10 @@ class MakapixBroker:
     password file: ``svc_backend``/``backend_password``, the API server) and ``port``
     (mutual TLS, ``require_certificate``, ``use_identity_as_username``, TLS 1.2, CRL: the
     frames). With ``remote_port`` it also bridges ``makapix/player/+/view`` out to
-    ``remote_host:remote_port`` with the block of DESIGN §7 plus ``bridge_settings`` (by
-    default ``BRIDGE_QUEUE_SETTINGS``) and ``global_settings`` (``GLOBAL_QUEUE_SETTINGS``).
+    ``remote_host:remote_port`` with the block ``vts register-bridge`` prints (less its TLS
+    files), or, given ``bridge_settings``, with DESIGN §7's ``BRIDGE_BLOCK`` plus those
+    lines; ``restart_timeout`` ("base cap") is appended last, so it wins. ``global_settings``
+    go at the top level (default ``GLOBAL_QUEUE_SETTINGS``).
     """
 
     def __init__(
@@ -302,7 +278,7 @@ class MakapixBroker:
         remote_host: str = "127.0.0.1",
         *,
         folder: Path | None = None,
-        bridge_settings: Sequence[str] = BRIDGE_QUEUE_SETTINGS,
+        bridge_settings: Sequence[str] | None = None,
         global_settings: Sequence[str] = GLOBAL_QUEUE_SETTINGS,
         restart_timeout: str | None = None,
         log_type: Sequence[str] = ("all",),
@@ -317,9 +293,8 @@ class MakapixBroker:
         self.port = free_port()
         self.backend_port = free_port()
         self.backend_password = secrets.token_hex(12)
-        self.bridge_settings = tuple(bridge_settings)
-        if restart_timeout is not None:
-            self.bridge_settings += (f"restart_timeout {restart_timeout}",)
+        self.bridge_settings = None if bridge_settings is None else tuple(bridge_settings)
+        self.restart_timeout = restart_timeout
         self.global_settings = tuple(global_settings)
         self.log_type = tuple(log_type)
         self.conf = self.folder / "mosquitto.conf"
@@ -358,16 +333,24 @@ class MakapixBroker:
             f"crlfile {certs.crl}",
         ]
         if self.remote is not None:
-            host, port = self.remote
-            lines += [
-                "",
-                "# VTS's bridge (DESIGN §7), to the local IoT stand-in (plaintext)",
-                BRIDGE_BLOCK[0],
-                f"address {host}:{port}",
-                *BRIDGE_BLOCK[1:],
-                *self.bridge_settings,
-            ]
+            lines += ["", "# VTS's bridge (DESIGN §7), to the local IoT stand-in (plaintext)"]
+            lines += self.bridge_lines()
         return "\n".join(lines) + "\n"
+
+    def bridge_lines(self) -> list[str]:
+        assert self.remote is not None
+        host, port = self.remote
+        if self.bridge_settings is None:
+            from vtsops.iot_provision import bridge_block
+
+            block: str = bridge_block(host, BRIDGE_NAME, port=port, tls=False)
+            lines = block.splitlines()
+        else:
+            lines = [BRIDGE_BLOCK[0], f"address {host}:{port}", *BRIDGE_BLOCK[1:]]
+            lines += self.bridge_settings
+        if self.restart_timeout is not None:
+            lines.append(f"restart_timeout {self.restart_timeout}")
+        return lines
 
     def _write_config(self) -> None:
         (self.folder / "acls").write_text(MAKAPIX_ACLS)
@@ -586,7 +569,10 @@ class FrameClient:
 
 
 def frame_client(broker: MakapixBroker, player_key: str, **options: Any) -> FrameClient:
-    """A connected, looping frame-shaped client (see ``FrameClient``)."""
+    """A connected, looping frame-shaped client (see ``FrameClient``). Options: ``username``
+    (what the firmware sends; the broker uses the certificate's CN instead), ``cert`` (e.g.
+    ``foreign_pki(folder).client(key)``), ``ca_certs``, ``timeout``. A certificate the broker
+    refuses raises ``ssl.SSLError``."""
     return FrameClient(broker, player_key, **options)
 
 
@@ -758,7 +744,7 @@ def foreign_pki(folder: Path) -> Pki:
 __all__ = [
     "BACKEND_USER",
     "BRIDGE_BLOCK",
-    "BRIDGE_QUEUE_SETTINGS",
+    "BRIDGE_NAME",
     "GLOBAL_QUEUE_SETTINGS",
     "VIEW_FILTER",
     "ClientCert",
