@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, CORSConfig, Rate, Response  # type: ignore[attr-defined]
 
-from chalicelib.auth import claims_from_header, require_role
+from chalicelib.auth import bearer_claims, require_role
 from chalicelib.health import health_report
 from chalicelib.http import (
     CORS_HEADERS,
@@ -38,10 +38,7 @@ def _request() -> Any:
 
 
 def _service_claims() -> Any:
-    services = get_services()
-    claims = claims_from_header(
-        header(app.current_request, "authorization"), services.settings.jwt_secret
-    )
+    claims = bearer_claims(header(app.current_request, "authorization"), get_services().settings)
     return require_role(claims, ("service", "admin"))
 
 
@@ -54,7 +51,7 @@ def _service_claims() -> Any:
 @answers_errors(CORS_HEADERS)
 def record_view(post_id: str) -> Response:
     services = get_services()
-    hit = web_hit(app.current_request, post_id, services.settings.jwt_secret)
+    hit = web_hit(app.current_request, post_id, services.settings)
     outcome = services.web_recorder.record(hit)
     if outcome.counted:
         return Response(body={"counted": True}, status_code=201)
@@ -68,7 +65,7 @@ def record_pixel(post_id: str) -> Response:
     @answers_errors()
     def record() -> Response:
         services = get_services()
-        hit = web_hit(app.current_request, post_id, services.settings.jwt_secret, query=True)
+        hit = web_hit(app.current_request, post_id, services.settings, query=True)
         outcome = services.web_recorder.record(hit)
         return Response(body="", headers={"X-VTS-Outcome": outcome.reason})
 
@@ -160,8 +157,7 @@ COUNTER_HEADERS = {**CORS_HEADERS, "Cache-Control": "public, max-age=60"}
 def _reader() -> Any:
     """The caller's Claims (None without a token). Behind a Cognito or custom authorizer,
     build them from ``_request().context["authorizer"]`` here instead: nothing else changes."""
-    secret = get_services().settings.jwt_secret
-    return claims_from_header(header(_request(), "authorization"), secret)
+    return bearer_claims(header(_request(), "authorization"), get_services().settings)
 
 
 def _params() -> dict[str, str]:
@@ -173,8 +169,10 @@ def _headers(base: dict[str, str], extra: dict[str, str] | None = None) -> dict[
 
 
 @app.route("/v1/posts/{post_id}/counter", methods=["GET"], cors=RECORD_CORS)
-@answers_errors(CORS_HEADERS)
+@answers_errors({**CORS_HEADERS, "Cache-Control": "no-store"})
 def post_counter(post_id: str) -> Response:
+    """Public: a count may be a minute old (browsers and CDNs absorb repeated reads, DESIGN
+    §8); an error (unknown post, bad id, storage down) is never cached."""
     return Response(body=get_services().stats.counter(post_id), headers=_headers(COUNTER_HEADERS))
 
 
@@ -250,4 +248,4 @@ def dashboard_asset(name: str) -> Response:
 @app.route("/v1/health", methods=["GET"], cors=True)
 @answers_errors()
 def health() -> Any:
-    return health_report(get_services())
+    return health_report(get_services(), _reader())

@@ -138,7 +138,7 @@ def end_to_end_figures() -> dict[str, float]:
     # Every report goes the whole way (no rate slot held): the write path is what is timed.
     settings = replace(
         Settings(), dynamodb_endpoint=f"http://127.0.0.1:{aws_port}", player_interval_s=0,
-        drop_flush_s=10,
+        drop_flush_s=10, visitor_key="bench-visitor-key",
     )
     services = dynamodb_services(settings)
     ensure_tables(services.client, settings)

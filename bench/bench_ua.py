@@ -64,8 +64,8 @@ def kind_of(ua: str) -> str:
     """Which path an uncached classification takes (for the cost breakdown)."""
     from chalicelib.enrich import device_rules as rules
 
-    if rules.PLAYER_RE.search(ua) or rules.AUTOMATION_RE.search(ua) or rules.CONTACT_RE.search(ua):
-        return "fast path (player/library/contact)"
+    if rules.AUTOMATION_RE.search(ua) or rules.CONTACT_RE.search(ua):
+        return "fast path (library/contact)"
     if "ndroid" in ua and not rules.ANDROID_REDUCED_RE.search(ua):
         return "parsers + device database (Android model)"
     return "parsers (ua-parser, bot lists)"

@@ -14,6 +14,19 @@ from functools import lru_cache
 from chalicelib.errors import ConfigError
 
 _PREFIX = "VTS_"
+# An HS256 key shorter than the hash itself (32 bytes) is open to offline guessing (RFC 7518
+# §3.2); a shorter secret stops the stack rather than signing weak tokens.
+MIN_JWT_SECRET_BYTES = 32
+
+
+def check_jwt_secret(secret: str, name: str = "VTS_JWT_SECRET") -> None:
+    """``ConfigError`` naming the variable when the token secret is missing or too short."""
+    size = len(secret.encode())
+    if size < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            f"{name} must be at least {MIN_JWT_SECRET_BYTES} bytes (it has {size}); generate "
+            "one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
 
 
 @dataclass(frozen=True)
@@ -31,9 +44,19 @@ class Settings:
     # In AWS the secrets live in SSM (SecureString); wiring resolves these names at runtime.
     jwt_secret_param: str | None = None
     visitor_key_param: str | None = None
+    # Checked in bearer tokens only when set (DESIGN §8); Makapix's tokens carry neither.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
     geoip_db: str | None = None
     event_ttl_days: int = 35
     impression_interval_s: int = 3
+    # Per (post, UTC day, network) at most this many anonymous Views / Impressions count
+    # (chalicelib/netcap.py).
+    net_views: int = 20
+    net_impressions: int = 200
+    # Only the local stack, playing API Gateway, takes the client address from the first
+    # X-Forwarded-For address; in AWS it comes from API Gateway's sourceIp.
+    trust_forwarded_for: bool = False
     player_interval_s: int = 5
     retransmission_window_s: int = 60
     # Client ids that may speak for any player key: bridges whose own broker already holds
@@ -60,6 +83,8 @@ class Settings:
         """Fail clearly when a secret the request path needs is missing."""
         if not self.jwt_secret:
             raise ConfigError("VTS_JWT_SECRET is not set (nor resolved from VTS_JWT_SECRET_PARAM)")
+        where = " (or the SSM parameter VTS_JWT_SECRET_PARAM names)" if self.jwt_secret_param else ""
+        check_jwt_secret(self.jwt_secret, "VTS_JWT_SECRET" + where)
         if not self.visitor_key:
             raise ConfigError(
                 "VTS_VISITOR_KEY is not set (nor resolved from VTS_VISITOR_KEY_PARAM)"
@@ -69,6 +94,8 @@ class Settings:
 _INT_FIELDS = {
     "event_ttl_days": (1, 3650),
     "impression_interval_s": (0, 3600),
+    "net_views": (1, 1_000_000),
+    "net_impressions": (1, 1_000_000),
     "player_interval_s": (0, 3600),
     "retransmission_window_s": (0, 3600),
     "player_backlog_s": (0, 86_400),
@@ -118,6 +145,10 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
         values[f"{name}_table"] = env.get(f"VTS_{name.upper()}_TABLE", f"vts-{stage}-{name}")
     values["dynamodb_endpoint"] = env.get("VTS_DYNAMODB_ENDPOINT") or None
     values["jwt_secret"] = env.get("VTS_JWT_SECRET", "")
+    if values["jwt_secret"]:
+        check_jwt_secret(env["VTS_JWT_SECRET"])
+    values["jwt_issuer"] = env.get("VTS_JWT_ISSUER") or None
+    values["jwt_audience"] = env.get("VTS_JWT_AUDIENCE") or None
     values["visitor_key"] = env.get("VTS_VISITOR_KEY", "")
     values["jwt_secret_param"] = env.get("VTS_JWT_SECRET_PARAM") or None
     values["visitor_key_param"] = env.get("VTS_VISITOR_KEY_PARAM") or None
@@ -128,6 +159,10 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
             f"VTS_ACK_TRANSPORT must be one of none, mqtt, iot (got {values['ack_transport']!r})"
         )
     values["mqtt_host"] = env.get("VTS_MQTT_HOST", "127.0.0.1")
+    forwarded = env.get("VTS_TRUST_FORWARDED_FOR", "")
+    if forwarded not in ("", "0", "1", "true", "false"):
+        raise ConfigError(f"VTS_TRUST_FORWARDED_FOR must be 1 or 0 (got {forwarded!r})")
+    values["trust_forwarded_for"] = forwarded in ("1", "true")
     if "VTS_PLAYER_BRIDGES" in env:
         values["player_bridges"] = parse_client_ids(env["VTS_PLAYER_BRIDGES"])
     values["iot_data_endpoint"] = env.get("VTS_IOT_DATA_ENDPOINT") or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
@@ -75,8 +76,17 @@ def normalise_framework_error(response: Response) -> Response:
     return response
 
 
-def source_ip(request: Any) -> str | None:
-    """The client IP as API Gateway saw it; never a header a client can forge."""
+def source_ip(request: Any, trust_forwarded_for: bool = False) -> str | None:
+    """The client IP as API Gateway saw it; never a header a client can forge. Only the
+    local stack, playing API Gateway (``VTS_TRUST_FORWARDED_FOR``), takes the first
+    ``X-Forwarded-For`` address instead, so tests and the demo can be many networks."""
+    if trust_forwarded_for:
+        forwarded = header(request, "x-forwarded-for")
+        first = forwarded.split(",")[0].strip() if forwarded else ""
+        try:
+            return str(ipaddress.ip_address(first))
+        except ValueError:
+            pass  # not an address: fall back to the connection's
     identity = (request.context or {}).get("identity") or {}
     ip = identity.get("sourceIp")
     return str(ip) if ip else None
@@ -95,16 +105,21 @@ def json_object(raw: bytes | None) -> dict[str, Any]:
         raise BadRequest("a JSON object body is required", code="invalid_json")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return data
 
 
-def web_hit(request: Any, post_id: str, jwt_secret: str, query: bool = False) -> Any:
+def web_hit(
+    request: Any,
+    post_id: str,
+    settings: Any,
+    query: bool = False,
+) -> Any:
     """A ``WebHit`` from a recording request: the body (or, for the pixel, the query string)."""
-    from chalicelib.auth import claims_from_header
+    from chalicelib.auth import bearer_claims
     from chalicelib.ingest.schema import from_mapping, parse_body, parse_post_id
     from chalicelib.ingest.web import WebHit
 
@@ -119,6 +134,7 @@ def web_hit(request: Any, post_id: str, jwt_secret: str, query: bool = False) ->
         request=body,
         user_agent=header(request, "user-agent"),
         referer_header=header(request, "referer"),
-        source_ip=source_ip(request),
-        viewer=claims_from_header(header(request, "authorization"), jwt_secret),
+        source_ip=source_ip(request, settings.trust_forwarded_for),
+        viewer=bearer_claims(header(request, "authorization"), settings),
+        gpc=(header(request, "sec-gpc") or "").strip() == "1",
     )

@@ -55,6 +55,8 @@ class ViewEvent:
     player_key: str | None = None
     device_at: datetime | None = None
     timezone: str | None = None
+    # A keyed hash of the client's network (web looks only): chalicelib/netcap.py.
+    net: str | None = None
     event_id: str | None = field(default=None, compare=False)
 
     @property

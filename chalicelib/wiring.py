@@ -145,6 +145,7 @@ class Services:
         from chalicelib.enrich.device import classify
         from chalicelib.enrich.geo import get_geo_lookup
         from chalicelib.ingest.web import WebRecorder
+        from chalicelib.netcap import Caps, NetCaps
 
         self.settings.require_secrets()
         return WebRecorder(
@@ -158,6 +159,7 @@ class Services:
             visitor_key=self.settings.visitor_key,
             impression_interval_s=self.settings.impression_interval_s,
             known_views=self.known_views,
+            net_caps=NetCaps(Caps(self.settings.net_views, self.settings.net_impressions)),
         )
 
     @cached_property
@@ -192,6 +194,7 @@ class Services:
             clock=self.clock,
             player_interval_s=self.settings.player_interval_s,
             retransmission_window_s=self.settings.retransmission_window_s,
+            visitor_key=self.settings.visitor_key,
             known_views=self.known_views,
             bridges=frozenset(self.settings.player_bridges),
             backlog_s=self.settings.player_backlog_s,
@@ -214,6 +217,7 @@ class Services:
     def day_closer(self) -> Any:
         import os
 
+        from chalicelib.netcap import Caps
         from chalicelib.rollup.close import DayCloser, emf_to_stdout
 
         # The watermark-age metric (alarmed in infra/) only where CloudWatch reads it.
@@ -227,6 +231,7 @@ class Services:
             ttl_days=self.settings.event_ttl_days,
             stage=self.settings.stage,
             emit=emf_to_stdout if in_lambda else None,
+            caps=Caps(self.settings.net_views, self.settings.net_impressions),
         )
 
 
@@ -259,10 +264,17 @@ def dynamodb_services(settings: Settings, clock: Clock | None = None) -> Service
     )
 
 
+# The fakes keep nothing past the process: tests and replays that set no visitor key hash
+# with this one. DynamoDB-backed services always need the real key.
+MEMORY_VISITOR_KEY = "vts-in-memory-visitor-key-not-a-secret"
+
+
 def memory_services(settings: Settings, clock: Clock | None = None) -> Services:
     from chalicelib.storage.aggregates_memory import MemoryAggregateStore
     from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry
 
+    if not settings.visitor_key:
+        settings = replace(settings, visitor_key=MEMORY_VISITOR_KEY)
     return Services(
         settings=settings,
         events=MemoryEventStore(settings.event_ttl_days),

@@ -55,6 +55,25 @@ SSM_PARAMETERS = {  # template parameter -> default SSM name (per stage)
     "VisitorKeyParameter": "/vts/{stage}/visitor-key",
 }
 ERRORS_ALARM = {"Period": 300, "Threshold": 1}
+# The IoT rule's error log: one bad delivery is noise (it stays in the log group); the alarm
+# wants errors in every 5-minute period of a row. Template parameters, these defaults.
+RULE_ERRORS_ALARM = {"Period": 300, "Threshold": 10, "EvaluationPeriods": 3}
+RULE_ERRORS_PARAMETERS = {
+    "RuleErrorsThreshold": {
+        "Type": "Number",
+        "Default": RULE_ERRORS_ALARM["Threshold"],
+        "MinValue": 0,
+        "Description": "IoT rule errors (undelivered reports) per 5 minutes above which a "
+                       "period counts as failing",
+    },
+    "RuleErrorsPeriods": {
+        "Type": "Number",
+        "Default": RULE_ERRORS_ALARM["EvaluationPeriods"],
+        "MinValue": 1,
+        "MaxValue": 288,
+        "Description": "Consecutive failing 5-minute periods before the rule-errors alarm fires",
+    },
+}
 QUEUE_TYPE = "AWS::SQS::Queue"
 DISPOSABLE = {QUEUE_TYPE, "AWS::Logs::LogGroup"}
 PSEUDO = {
@@ -226,9 +245,13 @@ def alarm(
     dimensions: dict[str, Any],
     statistic: str,
     period: int,
-    threshold: float,
+    threshold: Any,
     comparison: str = "GreaterThanThreshold",
+    evaluation_periods: Any = 1,
+    datapoints_to_alarm: Any = None,
 ) -> dict[str, Any]:
+    """A CloudWatch alarm to the alarm topic; numbers may be intrinsics (``Ref`` a parameter).
+    ``datapoints_to_alarm`` defaults to all of ``evaluation_periods``."""
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -238,7 +261,9 @@ def alarm(
             "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
             "Statistic": statistic,
             "Period": period,
-            "EvaluationPeriods": 1,
+            "EvaluationPeriods": evaluation_periods,
+            "DatapointsToAlarm": (evaluation_periods if datapoints_to_alarm is None
+                                  else datapoints_to_alarm),
             "Threshold": threshold,
             "ComparisonOperator": comparison,
             "TreatMissingData": "notBreaching",
@@ -385,15 +410,22 @@ def rule_resources(stage: str, functions: list[str]) -> tuple[dict[str, Any], li
                 }],
             },
         }
-        # Anything in the error log is a report IoT could not hand to the Lambda.
+        # Each event in the error log is a report IoT could not hand to the Lambda; CloudWatch
+        # counts them per log group (IncomingLogEvents). A sustained rate alarms, not a single
+        # bad message: more than RuleErrorsThreshold in each of RuleErrorsPeriods 5-minute
+        # periods in a row (a period without errors has no data: not breaching).
         resources[f"{rid}RuleErrorsAlarm"] = alarm(
-            f"IoT rule {rule.name} could not deliver reports (see the error log group)",
+            f"IoT rule {rule.name} keeps failing to deliver reports: more than "
+            f"RuleErrorsThreshold (default {RULE_ERRORS_ALARM['Threshold']}) errors in each of "
+            f"RuleErrorsPeriods (default {RULE_ERRORS_ALARM['EvaluationPeriods']}) 5-minute "
+            "periods in a row (see the error log group)",
             namespace="AWS/Logs",
             metric="IncomingLogEvents",
             dimensions={"LogGroupName": {"Ref": error_logs}},
             statistic="Sum",
-            period=300,
-            threshold=0,
+            period=RULE_ERRORS_ALARM["Period"],
+            threshold={"Ref": "RuleErrorsThreshold"},
+            evaluation_periods={"Ref": "RuleErrorsPeriods"},
         )
         topics.append(thing_topic(rule.topic_filter))
     return resources, topics
@@ -447,6 +479,8 @@ def build(stage: str, functions: list[str] | None = None) -> dict[str, Any]:
                   f"{fragment.stem}", file=sys.stderr)
     rules, topics = rule_resources(stage, functions)
     template["Resources"].update(rules)
+    if rules:
+        template["Parameters"].update(copy.deepcopy(RULE_ERRORS_PARAMETERS))
     if topics:
         template["Resources"]["PlayerIotPolicy"] = player_policy(stage, topics)
         template["Resources"]["PlayerBridgeIotPolicy"] = bridge_policy(stage)

@@ -93,7 +93,10 @@ def api(aws_env: Settings) -> Iterator[Any]:
 def token(settings: Settings, sub: str, role: str) -> str:
     from chalicelib.auth import issue_token
 
-    return issue_token(settings.jwt_secret, sub=sub, role=role, now=datetime.now(UTC))
+    return issue_token(
+        settings.jwt_secret, sub=sub, role=role, now=datetime.now(UTC),
+        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+    )
 
 
 def auth(settings: Settings, sub: str, role: str) -> dict[str, str]:

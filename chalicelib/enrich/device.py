@@ -1,7 +1,7 @@
 """User agent → device class, for enriching view events.
 
 Owns :func:`classify`, which maps a ``User-Agent`` header to one of ``desktop``, ``mobile``,
-``tablet``, ``player`` (our own pixel-art players) or ``bot``, and the in-process cache and
+``tablet`` or ``bot``, and the in-process cache and
 lazy loading around it. The rules of our own live in :mod:`chalicelib.enrich.device_rules`;
 the decision order and the reasons for it are in docs/adr/0002-user-agent-classification.md.
 
@@ -31,7 +31,7 @@ from chalicelib.enrich import device_rules as rules
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-Device = Literal["desktop", "mobile", "tablet", "player", "bot"]
+Device = Literal["desktop", "mobile", "tablet", "bot"]
 
 # Sized for the few thousand distinct user agents a warm Lambda is expected to see: 8192
 # entries of typical user agents take about 2 MB (measured), and a full miss costs from
@@ -87,10 +87,10 @@ def _classify_cached(ua: str) -> Device:
 
 
 def _classify_uncached(ua: str) -> Device:
-    # Cheap checks first: our players, automation tools and robots that sign with a contact
-    # address are settled by one regex each, before any parser is loaded.
-    if rules.PLAYER_RE.search(ua):
-        return "player"
+    # Cheap checks first: automation tools and robots that sign with a contact address are
+    # settled by one regex each, before any parser is loaded. A web request is never a
+    # player (DESIGN §8): players report over MQTT, so a player's name in a user agent
+    # neither skips these checks nor makes the device a player.
     if rules.AUTOMATION_RE.search(ua) or rules.CONTACT_RE.search(ua):
         return _BOT
 

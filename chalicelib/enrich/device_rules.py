@@ -1,7 +1,7 @@
 """The project's own user-agent rules, used by :mod:`chalicelib.enrich.device`.
 
-Owns the small, general rules we add on top of the parser libraries: our players' product
-tokens, automation and HTTP-library markers, contact details that only robots put in a user
+Owns the small, general rules we add on top of the parser libraries: automation and
+HTTP-library markers, contact details that only robots put in a user
 agent, and the family names and platform tokens that turn a parse into a form factor. It holds
 no user-agent strings from any corpus, only product tokens and platform words.
 
@@ -11,11 +11,6 @@ Everything here is plain data and compiled :mod:`re` patterns, so importing it i
 from __future__ import annotations
 
 import re
-
-# Our own display hardware. The name must be a product token, i.e. followed by "/" (the
-# version), at the start or after a separator, so a bot that merely mentions the word is not
-# a player.
-PLAYER_RE = re.compile(r"(?:^|[\s;(,])(?:makapix-player|pixelframe|divoom)/", re.IGNORECASE)
 
 # Browser automation and headless engines. Electron is deliberately absent: Electron apps
 # (Slack, VS Code...) are people at a desktop, and a headless Electron says "HeadlessChrome".

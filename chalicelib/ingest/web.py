@@ -1,7 +1,10 @@
 """Recording web, widget and API looks: a pipeline of named steps over one ``WebHit``.
 
 Each step may drop the hit with a named reason, which is counted, not raised. Only a
-client's mistake (unknown post, rate limit) or a storage fault raises.
+client's mistake (unknown post, rate limit) or a storage fault raises. In order: ``gpc``
+(the browser asked not to be tracked: nothing is read or stored), ``bot``, unknown post,
+``author_view``, ``net_cap`` (one network cannot inflate a post: chalicelib/netcap.py),
+then the View's dedup (``duplicate``) or the Impression's rate slot.
 
 The store answers every dedup and rate question, but what it confirmed once is remembered
 in the container (``ingest/known.py``): a View key it holds, an Impression slot it reported
@@ -27,6 +30,7 @@ from chalicelib.ingest.drops import DropCounter
 from chalicelib.ingest.known import KnownSlots, KnownViews, epoch_ms
 from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.model import PostRecord, ViewEvent
+from chalicelib.netcap import Caps, NetCaps, network_of
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.storage.ports import EventStore, Registry
 
@@ -41,6 +45,8 @@ class WebHit:
     referer_header: str | None
     source_ip: str | None
     viewer: Claims | None
+    # Sec-GPC: 1 (Global Privacy Control): answered as accepted, nothing stored.
+    gpc: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class WebRecorder:
         impression_interval_s: int,
         known_views: KnownViews | None = None,
         known_slots: KnownSlots | None = None,
+        net_caps: NetCaps | None = None,
     ) -> None:
         self._events = events
         self._registry = registry
@@ -79,12 +86,15 @@ class WebRecorder:
         self._impression_interval_s = impression_interval_s
         self._known_views = known_views if known_views is not None else KnownViews()
         self._known_slots = known_slots if known_slots is not None else KnownSlots()
+        self._net_caps = net_caps if net_caps is not None else NetCaps(Caps(20, 200))
 
     def _drop(self, reason: str) -> Outcome:
         self._drops.count(reason)
         return Outcome(False, reason)
 
     def record(self, hit: WebHit) -> Outcome:
+        if hit.gpc:
+            return self._drop("gpc")
         now = self._clock.now()
         device = self._classify(hit.user_agent)
         if device == "bot":
@@ -96,6 +106,8 @@ class WebRecorder:
         if hit.viewer is not None and hit.viewer.sub == post.owner_id:
             return self._drop("author_view")
         event = self._event(hit, post, device, now)
+        if self._net_caps.full(event):
+            return self._drop("net_cap")
         if event.intent == "impression":
             return self._impression(event, now)
         return self._view(event)
@@ -107,6 +119,7 @@ class WebRecorder:
         # Stored or refused as present: either way the store now holds this key.
         self._known_views.remember(event)
         if counted:
+            self._net_caps.stored(event)
             self._drops.accepted(counted=True)
             return COUNTED
         return self._drop("duplicate")
@@ -126,13 +139,14 @@ class WebRecorder:
                 retry_after_s=max(1, math.ceil(wait_s)),
             )
         self._events.put_impression(event)
+        self._net_caps.stored(event)
         self._drops.accepted(counted=False)
         return Outcome(False, "impression")
 
     def _event(self, hit: WebHit, post: PostRecord, device: str, now: datetime) -> ViewEvent:
         request = hit.request
         if hit.viewer is not None:
-            visitor = user_visitor(hit.viewer.sub)
+            visitor = user_visitor(self._visitor_key, hit.viewer.sub)
         else:
             visitor = anonymous_visitor(self._visitor_key, hit.source_ip, hit.user_agent)
         return ViewEvent(
@@ -149,5 +163,6 @@ class WebRecorder:
             channel_context=request.channel_context,
             referrer_domain=referrer_domain(request.referrer or hit.referer_header),
             playlist_id=request.playlist_id,
+            net=network_of(self._visitor_key, hit.source_ip),
             event_id=str(ULID.from_datetime(now)) if request.intent == "impression" else None,
         )

@@ -25,6 +25,7 @@ from ulid import ULID
 
 from chalicelib.clock import Clock
 from chalicelib.enrich.visitor import user_visitor
+from chalicelib.errors import ConfigError
 from chalicelib.ingest.drops import DropCounter
 from chalicelib.ingest.known import KnownViews
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
@@ -137,10 +138,15 @@ class PlayerViewRecorder:
         clock: Clock,
         player_interval_s: int,
         retransmission_window_s: int,
+        visitor_key: str,
         known_views: KnownViews | None = None,
         bridges: frozenset[str] = frozenset(),
         backlog_s: int = 0,
     ) -> None:
+        if not visitor_key:
+            # A player's owner is stored only as its keyed hash (DESIGN §8).
+            raise ConfigError("VTS_VISITOR_KEY is not set (nor resolved from VTS_VISITOR_KEY_PARAM)")
+        self._visitor_key = visitor_key
         self._events = events
         self._players = players
         self._posts = posts
@@ -313,7 +319,7 @@ class PlayerViewRecorder:
             owner_id=post.owner_id,
             intent="view" if is_view else "impression",
             occurred_at=report.now,
-            visitor=user_visitor(player.owner_id),
+            visitor=user_visitor(self._visitor_key, player.owner_id),
             authenticated=True,
             source="player",
             device="player",

@@ -33,6 +33,7 @@ from typing import Any
 from chalicelib.clock import Clock
 from chalicelib.errors import VTSError
 from chalicelib.model import ViewEvent
+from chalicelib.netcap import Caps, within_caps
 from chalicelib.rollup import counters
 from chalicelib.rollup.counters import Tally
 from chalicelib.rollup.status import watermark_age_emf
@@ -189,7 +190,9 @@ class DayCloser:
         stage: str = "dev",
         monotonic: Callable[[], float] = time.monotonic,
         emit: Callable[[str], None] | None = None,
+        caps: Caps | None = None,
     ) -> None:
+        self._caps = caps if caps is not None else Caps(20, 200)
         self._stage = stage
         self._emit = emit
         self._store = store
@@ -274,6 +277,8 @@ class DayCloser:
             self._check(deadline)
             found = list(self._events.day_events(post_id, day))
             report.events += len(found)
+            # The networks' caps, exactly: what several containers let through is cut here.
+            found = within_caps(found, self._caps)
             recount = recounts[pk] = Recount()
             for event in found:
                 recount.add(event)

@@ -30,6 +30,7 @@ _EVENT_OPTIONAL = {
     "playlist_id": "pl",
     "player_key": "pk_",
     "timezone": "tz",
+    "net": "net",
 }
 
 

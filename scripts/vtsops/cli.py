@@ -27,7 +27,11 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from chalicelib.auth import issue_token
+    """Only tokens the API accepts: a person's lives at most 24 h, a service's 30 days,
+    with ``iss``/``aud`` when VTS_JWT_ISSUER/VTS_JWT_AUDIENCE are set."""
+    from chalicelib.auth import issue_token, max_lifetime_s
+    from chalicelib.config import get_settings
+    from chalicelib.errors import ConfigError
 
     secret = os.environ.get("VTS_JWT_SECRET")
     if not secret:
@@ -35,7 +39,18 @@ def cmd_token(args: argparse.Namespace) -> int:
             "VTS_JWT_SECRET is not set and no local stack settings were found "
             "(start `make run` or export VTS_JWT_SECRET)"
         )
-    print(issue_token(secret, sub=args.sub, role=args.role, now=datetime.now(UTC), ttl_s=args.ttl))
+    limit = max_lifetime_s(args.role)
+    if not 0 < args.ttl <= limit:
+        return _fail(f"--ttl for a {args.role} token must be between 1 and {limit} s")
+    try:
+        settings = get_settings()
+        token = issue_token(
+            secret, sub=args.sub, role=args.role, now=datetime.now(UTC), ttl_s=args.ttl,
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        )
+    except ConfigError as error:
+        return _fail(error.message)
+    print(token)
     return 0
 
 
@@ -78,7 +93,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     token = sub.add_parser("token", help="print a dev JWT signed with VTS_JWT_SECRET")
     token.add_argument("--role", required=True, choices=("artist", "admin", "service", "viewer"))
     token.add_argument("--sub", required=True, help="the subject (artist id, user id...)")
-    token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds (86400)")
+    token.add_argument(
+        "--ttl", type=int, default=86_400,
+        help="lifetime in seconds (86400, the most for a person; a service's up to 2592000)",
+    )
     commands["token"] = cmd_token
 
     seed = sub.add_parser("seed", help="register demo posts and record demo looks")

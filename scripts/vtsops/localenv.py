@@ -41,9 +41,14 @@ def local_environment(root: Path, *, fresh_secrets: bool) -> dict[str, str]:
         if not env[name].isdigit() or not 0 < int(env[name]) < 65536:
             raise ValueError(f"{name} must be a TCP port number (got {env[name]!r})")
     for name in ("VTS_JWT_SECRET", "VTS_VISITOR_KEY"):
+        # 32 random bytes (43 characters): the token secret must have at least 32 bytes.
         env[name] = os.environ.get(name) or saved.get(name) or secrets.token_urlsafe(32)
+    _check_jwt_secret(env["VTS_JWT_SECRET"])
     env["VTS_DYNAMODB_ENDPOINT"] = f"http://127.0.0.1:{env['VTS_AWS_PORT']}"
     env["VTS_MQTT_HOST"] = "127.0.0.1"
+    # The local stack plays API Gateway: the client address is the first X-Forwarded-For
+    # address when a request carries one (tests and the demo are many networks).
+    env["VTS_TRUST_FORWARDED_FOR"] = "1"
     env["VTS_STAGE"] = os.environ.get("VTS_STAGE") or saved.get("VTS_STAGE") or "dev"
     geo = os.environ.get("VTS_GEOIP_DB") or saved.get("VTS_GEOIP_DB")
     default_geo = root / ".data" / "geoip" / "country.mmdb"
@@ -52,6 +57,17 @@ def local_environment(root: Path, *, fresh_secrets: bool) -> dict[str, str]:
     if geo:
         env["VTS_GEOIP_DB"] = geo
     return env
+
+
+def _check_jwt_secret(secret: str) -> None:
+    """A given secret that is too short stops the stack before anything starts."""
+    from chalicelib.config import check_jwt_secret
+    from chalicelib.errors import ConfigError
+
+    try:
+        check_jwt_secret(secret)
+    except ConfigError as error:
+        raise ValueError(error.message) from None
 
 
 def write_env_file(root: Path, env: dict[str, str]) -> Path:

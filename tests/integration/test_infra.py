@@ -383,6 +383,191 @@ def test_no_secret_value_is_in_the_template(package_dir: Path, template: dict[st
     assert not resources_of(template, "AWS::SSM::Parameter")
 
 
+def ssm_arn(template: dict[str, Any], parameter: str) -> str:
+    name = template["Parameters"][parameter]["Default"]
+    return f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter{name}"
+
+
+def test_player_views_reads_the_visitor_key_but_never_the_jwt_secret(template: dict[str, Any]) -> None:
+    """The player function verifies no token: neither the secret's name nor a grant on it."""
+    jwt, key = ssm_arn(template, "JwtSecretParameter"), ssm_arn(template, "VisitorKeyParameter")
+    variables = template["Resources"]["PlayerViews"]["Properties"]["Environment"]["Variables"]
+    assert "VTS_JWT_SECRET_PARAM" not in variables and "VTS_JWT_SECRET" not in variables
+    assert variables["VTS_VISITOR_KEY_PARAM"] == {"Ref": "VisitorKeyParameter"}
+    assert "JwtSecretParameter" not in build_template.references(
+        template["Resources"]["PlayerViewsRole"])
+    for statement in statements(template, "PlayerViewsRole"):
+        assert not any(fnmatch.fnmatchcase(jwt, r) for r in statement["Resource"]), statement
+    assert allowed(template, "PlayerViewsRole", "ssm:GetParameters", key)
+    # The API verifies tokens and keys Visitors: it keeps both.
+    assert allowed(template, "ApiHandlerRole", "ssm:GetParameters", jwt)
+    assert allowed(template, "ApiHandlerRole", "ssm:GetParameters", key)
+
+
+# ---- flood limits (DESIGN §8) ---------------------------------------------------------------
+
+def condition_holds(template: dict[str, Any], name: str, values: dict[str, str]) -> bool:
+    """Evaluate condition ``name`` with parameter ``values`` (others at their defaults)."""
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            return str(values.get(node["Ref"], template["Parameters"][node["Ref"]].get("Default", "")))
+        if isinstance(node, dict) and "Condition" in node:
+            return condition_holds(template, node["Condition"], values)
+        if isinstance(node, dict):
+            (function, arguments), = node.items()
+            if function == "Fn::Equals":
+                return value(arguments[0]) == value(arguments[1])
+            if function == "Fn::Not":
+                return not value(arguments[0])
+            if function == "Fn::And":
+                return all(value(a) for a in arguments)
+            if function == "Fn::Or":
+                return any(value(a) for a in arguments)
+            raise AssertionError(f"condition function {function} not handled")
+        return str(node)
+
+    return bool(value(template["Conditions"][name]))
+
+
+def test_the_api_stage_is_throttled_by_template_parameters(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["ApiThrottleRate"]["Type"] == "Number"
+    assert parameters["ApiThrottleBurst"]["Type"] == "Number"
+    assert int(parameters["ApiThrottleRate"]["Default"]) == 500
+    assert int(parameters["ApiThrottleBurst"]["Default"]) == 1000
+    api = template["Resources"]["RestAPI"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    # Every resource and method of the stage (SAM applies MethodSettings to its stage).
+    assert api["Properties"]["MethodSettings"] == [{
+        "ResourcePath": "/*",
+        "HttpMethod": "*",
+        "ThrottlingRateLimit": {"Ref": "ApiThrottleRate"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurst"},
+    }]
+
+
+def test_the_api_function_cannot_take_the_concurrency_of_the_others(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ApiReservedConcurrency"]
+    assert parameter["Type"] == "Number" and int(parameter["Default"]) == 50
+    assert int(parameter["MinValue"]) == 0
+    properties = template["Resources"]["APIHandler"]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == {"Fn::If": [
+        "HasApiReservedConcurrency", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert condition_holds(template, "HasApiReservedConcurrency", {})
+    assert condition_holds(template, "HasApiReservedConcurrency", {"ApiReservedConcurrency": "200"})
+    # 0 would throttle every request: it means "no reservation" instead.
+    assert not condition_holds(template, "HasApiReservedConcurrency", {"ApiReservedConcurrency": "0"})
+    # The reservation caps the API only: the stream, close and player functions share the rest.
+    for fid in ("Aggregate", "CloseDays", "PlayerViews"):
+        if fid in template["Resources"]:
+            assert "ReservedConcurrentExecutions" not in template["Resources"][fid]["Properties"]
+
+
+def test_the_waf_rate_rule_exists_only_when_switched_on(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["EnableWaf"]["Type"] == "String"
+    assert sorted(parameters["EnableWaf"]["AllowedValues"]) == ["false", "true"]
+    assert parameters["EnableWaf"]["Default"] == "false"
+    assert parameters["WafRateLimit"]["Type"] == "Number"
+    assert int(parameters["WafRateLimit"]["Default"]) == 2000
+    assert int(parameters["WafRateLimit"]["MinValue"]) >= 10  # WAF's own minimum
+    assert not condition_holds(template, "WafEnabled", {})
+    assert condition_holds(template, "WafEnabled", {"EnableWaf": "true"})
+
+    waf = {k: v for k, v in template["Resources"].items() if v.get("Type", "").startswith("AWS::WAFv2::")}
+    assert sorted(waf) == ["ApiWebAcl", "ApiWebAclAssociation"]
+    assert all(resource.get("Condition") == "WafEnabled" for resource in waf.values())
+    # Nothing that exists without the condition may refer to them.
+    for logical, resource in template["Resources"].items():
+        if resource.get("Condition") != "WafEnabled":
+            assert not build_template.references(resource) & set(waf), logical
+    for name, output in template.get("Outputs", {}).items():
+        if build_template.references(output) & set(waf):
+            assert output.get("Condition") == "WafEnabled", name
+
+    acl = waf["ApiWebAcl"]["Properties"]
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    (rule,) = acl["Rules"]
+    assert rule["Statement"] == {"RateBasedStatement": {
+        "Limit": {"Ref": "WafRateLimit"}, "EvaluationWindowSec": 300, "AggregateKeyType": "IP"}}
+    assert set(rule["Action"]) == {"Block"}
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    association = waf["ApiWebAclAssociation"]["Properties"]
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    assert association["ResourceArn"] == {"Fn::Sub": (
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestAPI}/stages/${RestAPI.Stage}")}
+    # Chalice's REST API stage is the one SAM's RestAPI.Stage names.
+    assert template["Resources"]["RestAPI"]["Properties"]["StageName"] == "api"
+
+
+def test_the_rule_errors_alarm_wants_a_sustained_rate(template: dict[str, Any]) -> None:
+    from iot_rules import rule_names
+
+    parameters = template["Parameters"]
+    assert parameters["RuleErrorsThreshold"]["Type"] == "Number"
+    assert int(parameters["RuleErrorsThreshold"]["Default"]) == 10
+    assert parameters["RuleErrorsPeriods"]["Type"] == "Number"
+    assert int(parameters["RuleErrorsPeriods"]["Default"]) == 3
+    assert int(parameters["RuleErrorsPeriods"]["MinValue"]) == 1
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    for name in rule_names():
+        rid = build_template.cfn_name(name)
+        alarm = alarms[f"{rid}RuleErrorsAlarm"]["Properties"]
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Logs", "IncomingLogEvents")
+        assert alarm["Dimensions"] == [
+            {"Name": "LogGroupName", "Value": {"Ref": f"{rid}RuleErrorsLogGroup"}}]
+        assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+        # N of N: every period of the window, not one bad message.
+        assert alarm["EvaluationPeriods"] == {"Ref": "RuleErrorsPeriods"}
+        assert alarm["DatapointsToAlarm"] == {"Ref": "RuleErrorsPeriods"}
+        assert alarm["Threshold"] == {"Ref": "RuleErrorsThreshold"}
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_public_counter_is_cached_a_minute_and_its_errors_never() -> None:
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib.config import Settings
+    from chalicelib.errors import StorageUnavailable
+    from chalicelib.wiring import memory_services, use
+
+    services = memory_services(Settings(jwt_secret="counter-test-secret-0123456789abcdef",
+                                        visitor_key="counter-test-visitor-key"))
+    services.posts.register(7, "artist-1")
+    with use(services), Client(app, stage_name=STAGE) as client:
+        answer = client.http.get("/v1/posts/7/counter")
+        assert answer.status_code == 200, answer.body
+        assert json.loads(answer.body) == {"post_id": 7, "views": 0}
+        assert answer.headers["Cache-Control"] == "public, max-age=60"
+        assert answer.headers["Access-Control-Allow-Origin"] == "*"
+        for path, status in (("/v1/posts/404/counter", 404), ("/v1/posts/x/counter", 400)):
+            answer = client.http.get(path)
+            assert answer.status_code == status, (path, answer.body)
+            assert answer.headers["Cache-Control"] == "no-store", path
+            assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+        def unavailable(post_id: str) -> None:
+            raise StorageUnavailable("throttled")
+
+        def broken(post_id: str) -> None:
+            raise RuntimeError("bug")
+
+        for failure, status in ((unavailable, 503), (broken, 500)):
+            services.stats.counter = failure  # type: ignore[method-assign]
+            answer = client.http.get("/v1/posts/7/counter")
+            assert answer.status_code == status, answer.body
+            assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_every_template_parameter_is_documented(template: dict[str, Any]) -> None:
+    documented = set(re.findall(r"^\| `(\w+)` \|", (ROOT / "docs" / "deploy.md").read_text(), re.M))
+    assert set(template["Parameters"]) <= documented, set(template["Parameters"]) - documented
+
+
 # ---- the template's tables in moto's CloudFormation, views through the handlers -------------
 
 @dataclass

@@ -19,6 +19,7 @@ from vtsops.mqtt_broker import BrokerProcess
 from vtsops.trigger_mqtt import PlayerViewBridge
 
 from chalicelib.config import Settings
+from chalicelib.enrich.visitor import user_visitor
 from chalicelib.storage import keys
 from chalicelib.wiring import Services, dynamodb_services
 from tests.conftest import free_port
@@ -100,7 +101,7 @@ def test_firmware_reports_through_makapix_broker_count(path: Path) -> None:
     for n, key in enumerate(KEYS):
         [view] = stored(path.services, 1 + n)
         assert (view.intent, view.source, view.player_key, view.visitor) == (
-            "view", "player", key, f"u:{OWNERS[n]}")
+            "view", "player", key, user_visitor(path.services.settings.visitor_key, OWNERS[n]))
     [impression] = stored(path.services, 10)
     assert (impression.channel, impression.channel_context) == ("reactions", "k3Jx9")
     # The operator's check: the last report came over the bridge.

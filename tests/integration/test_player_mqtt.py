@@ -19,10 +19,11 @@ from vtsops.trigger_mqtt import PlayerViewBridge
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.enrich.visitor import user_visitor
 from chalicelib.players.pipeline import DROP_REASONS
 from chalicelib.storage import keys
 from chalicelib.wiring import Services, dynamodb_services
-from tests.conftest import free_port
+from tests.conftest import auth, free_port
 from tests.players_support import firmware_payload, view_topic
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,8 @@ def test_a_third_party_client_is_stored_and_acked(
                    "counted": True, "error_code": None, "error": None, "retry_after": None}
     [event] = services.events.day_events(1, keys.day_of(services.clock.now()))
     assert (event.intent, event.source, event.device, event.country) == ("view", "player", "player", "BR")
-    assert event.player_key == key and event.visitor == f"u:{OWNER}"
+    assert event.player_key == key
+    assert event.visitor == user_visitor(services.settings.visitor_key, OWNER)
 
 
 def test_every_firmware_payload_through_the_broker(
@@ -151,7 +153,7 @@ def test_every_drop_reason_is_counted_once_and_reported_by_health(
             player.close()
     assert bridge.outcomes == {"counted": 1, **dict.fromkeys(DROP_REASONS, 1)}
     assert (bridge.rule_errors, bridge.filtered, bridge.failures) == (1, 1, 0)
-    health = api.http.get("/v1/health").json_body
+    health = api.http.get("/v1/health", headers=auth(services.settings, "ops", "service")).json_body
     drops = health["drops"]["since_yesterday"]
     assert {reason: drops.get(reason) for reason in DROP_REASONS} == dict.fromkeys(DROP_REASONS, 1)
 

@@ -83,7 +83,7 @@ def test_a_bot_is_accepted_but_not_stored(api: Any, aws_env: Settings) -> None:
     )
     assert record(api, ua="curl/8.5.0").status_code == 204
     assert events(aws_env) == []
-    health = json.loads(api.http.get("/v1/health").body)
+    health = json.loads(api.http.get("/v1/health", headers=auth(aws_env, "ops", "service")).body)
     assert health["drops"]["today"]["bot"] == 2
 
 
@@ -211,5 +211,49 @@ def test_a_container_never_writes_a_known_view_or_slot_twice(api: Any, aws_env: 
         assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 3
     assert (counter.take(aws_env.registry_table), counter.take(aws_env.events_table)) == (0, 0)
     # Drops still reach /v1/health (VTS_DROP_FLUSH_S is 0 here).
-    drops = json.loads(api.http.get("/v1/health").body)["drops"]["today"]
+    operator = auth(aws_env, "ops", "service")
+    drops = json.loads(api.http.get("/v1/health", headers=operator).body)["drops"]["today"]
     assert (drops["duplicate"], drops["rate_limited"]) == (3, 3)
+
+
+def test_sec_gpc_is_honoured_by_the_server(api: Any, aws_env: Settings) -> None:
+    register(api, aws_env)
+    assert record(api, **{"Sec-GPC": "1"}).status_code == 204
+    pixel = api.http.get("/v1/posts/1/pixel.gif", headers={"User-Agent": BROWSER_UA,
+                                                           "Sec-GPC": "1", "Accept": "*/*"})
+    assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
+    assert pixel.headers["X-VTS-Outcome"] == "gpc"
+    assert events(aws_env) == []
+    assert record(api, **{"Sec-GPC": "0"}).status_code == 201
+
+
+@pytest.mark.parametrize("ua", ["python-requests/2.31 makapix-player/9", "Googlebot/2.1 divoom/1"])
+def test_player_tokens_on_the_web_route_count_nothing(api: Any, aws_env: Settings, ua: str) -> None:
+    register(api, aws_env)
+    assert record(api, ua=ua).status_code == 204
+    assert events(aws_env) == []
+
+
+def test_one_address_with_many_user_agents_is_capped(
+    api: Any, aws_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(api, aws_env)
+    statuses = [record(api, ua=BROWSER_UA.replace("131.0.0.0", f"131.0.{n}.0")).status_code
+                for n in range(24)]
+    assert statuses.count(201) == 20 and statuses.count(204) == 4
+    stored = events(aws_env)
+    assert len(stored) == 20 and all("net" in item for item in stored)
+
+
+def test_the_local_stack_alone_takes_the_forwarded_address(
+    api: Any, aws_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(api, aws_env)
+    # Without the switch a forged header changes nothing: one network.
+    forged = [record(api, ua=BROWSER_UA.replace("131.0.0.0", f"131.0.{n}.0"),
+                     **{"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(22)]
+    assert forged.count(201) == 20
+    monkeypatch.setenv("VTS_TRUST_FORWARDED_FOR", "1")
+    many = [record(api, post_id=1, **{"X-Forwarded-For": f"192.0.2.{n}, 10.0.0.1"}).status_code
+            for n in range(1, 26)]
+    assert many == [201] * 25

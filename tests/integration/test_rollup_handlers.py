@@ -15,7 +15,7 @@ from chalicelib.model import ViewEvent
 from chalicelib.rollup.close import closed_day
 from chalicelib.storage import keys
 from chalicelib.wiring import Services, dynamodb_services, use
-from tests.conftest import load_event
+from tests.conftest import auth, load_event
 
 pytestmark = pytest.mark.integration
 AT = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)
@@ -165,7 +165,7 @@ def test_health_reports_the_watermark_open_days_and_stream_lag(
         services.events.put_view(view(1))
         StreamPump(services.settings).pump_once()
         services.aggregates.advance_watermark("2026-11-22")
-        body = api.http.get("/v1/health").json_body
+        body = api.http.get("/v1/health", headers=auth(services.settings, "ops", "admin")).json_body
     rollup = body["rollup"]
     assert rollup["watermark"] == "2026-11-22"
     assert rollup["open_days"] == ["2026-11-23", "2026-11-24"]

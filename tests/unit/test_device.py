@@ -75,14 +75,17 @@ TABLET = [
     "Mozilla/5.0 (Android 14; Tablet; rv:145.0) Gecko/145.0 Firefox/145.0",
 ]
 
-PLAYER = [
+# Player product tokens over HTTP: a web request is never a player (DESIGN §8), and a
+# player's name skips no bot check.
+PLAYER_TOKENS_ON_SCRIPTS_AND_BOTS = [
     "Makapix-Player/1.4.2 (esp32-s3; fw 2026.10.1)",
     "makapix-player/0.9",
-    "PixelFrame/2.0.7 (Linux; armv7l)",
     "Divoom/3.1 (Pixoo-64)",
-    "Mozilla/5.0 (Linux; arm) PixelFrame/2.1",
-    # A player built on an HTTP library is still a player.
     "Makapix-Player/1.5.0 libcurl/8.5.0",
+    "python-requests/2.31 makapix-player/9",
+    "Googlebot/2.1 divoom/1",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) PixelFrame/2.0",
+    "curl/8.5.0 (makapix-player/1.0)",
 ]
 
 BOT = [
@@ -135,9 +138,13 @@ def test_tablets(ua: str) -> None:
     assert classify(ua) == "tablet"
 
 
-@pytest.mark.parametrize("ua", PLAYER)
-def test_players(ua: str) -> None:
-    assert classify(ua) == "player"
+@pytest.mark.parametrize("ua", PLAYER_TOKENS_ON_SCRIPTS_AND_BOTS)
+def test_player_tokens_neither_skip_bot_checks_nor_make_a_player(ua: str) -> None:
+    assert classify(ua) == "bot"
+
+
+def test_a_browser_naming_a_player_is_still_the_browser() -> None:
+    assert classify(DESKTOP[0] + " makapix-player/1.0") == "desktop"
 
 
 @pytest.mark.parametrize("ua", BOT)
@@ -163,7 +170,7 @@ def test_ipados_desktop_mode_counts_as_desktop() -> None:
 def test_player_name_must_be_a_product_token() -> None:
     # Mentioning a player's name is not being one.
     assert classify("divoom-firmware-mirror-crawler") == "bot"
-    assert classify("XPixelFrame/1.0") != "player"
+    assert classify("XPixelFrame/1.0") == "bot"
 
 
 def test_surrounding_whitespace_is_ignored() -> None:
@@ -180,8 +187,8 @@ def test_very_long_user_agent_is_classified_from_its_head() -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300))
-def test_any_text_gets_one_of_the_five_classes(ua: str) -> None:
-    assert classify(ua) in {"desktop", "mobile", "tablet", "player", "bot"}
+def test_any_text_gets_one_of_the_four_classes(ua: str) -> None:
+    assert classify(ua) in {"desktop", "mobile", "tablet", "bot"}
 
 
 @pytest.mark.slow

@@ -27,8 +27,15 @@ def test_anonymous_visitor_needs_a_key() -> None:
         anonymous_visitor("", "1.2.3.4", "UA")
 
 
-def test_signed_in_visitor_is_the_subject() -> None:
-    assert user_visitor("42") == "u:42"
+def test_signed_in_visitor_is_a_keyed_hash_of_the_subject() -> None:
+    a = user_visitor("key-1", "42")
+    assert a == user_visitor("key-1", "42")  # the same Visitor on every device
+    assert a != user_visitor("key-2", "42") and a != user_visitor("key-1", "43")
+    assert a.startswith("u:") and len(a) == 24 and "42" not in a[2:]
+    # Signed-in and anonymous Visitors never share an id.
+    assert user_visitor("k", "1.2.3.4\x00UA")[2:] != anonymous_visitor("k", "1.2.3.4", "UA")[2:]
+    with pytest.raises(ValueError):
+        user_visitor("", "42")
 
 
 @pytest.mark.parametrize(

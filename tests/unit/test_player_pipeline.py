@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.enrich.visitor import user_visitor
 from chalicelib.errors import StorageUnavailable
 from chalicelib.model import ViewEvent
 from chalicelib.players.acks import MemoryAckPublisher
@@ -89,7 +90,8 @@ def test_every_firmware_payload_is_accepted(services: Services, clock: FixedCloc
     [event] = stored(services, payload["post_id"])
     assert event.intent == ("view" if view else "impression")
     assert (event.source, event.device, event.authenticated) == ("player", "player", True)
-    assert event.visitor == f"u:{OWNER}" and event.owner_id == ARTIST
+    assert event.visitor == user_visitor(services.settings.visitor_key, OWNER)
+    assert event.owner_id == ARTIST
     assert (event.country, event.timezone) == ("BR", "America/Sao_Paulo")
     assert event.player_key == PLAYER and event.play_order == payload["play_order"]
     assert event.channel == payload["channel"]

@@ -11,6 +11,7 @@ import pytest
 from chalicelib.auth import Claims
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.enrich.visitor import user_visitor
 from chalicelib.errors import NotFound, RateLimited, StorageUnavailable
 from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.ingest.web import WebHit
@@ -101,7 +102,8 @@ def test_signed_in_viewers_are_one_visitor_on_any_device(services: Services) -> 
     assert services.web_recorder.record(hit(viewer=fan, ip="198.51.100.1")).counted
     assert not services.web_recorder.record(hit(viewer=fan, ip="192.0.2.77")).counted
     [event] = stored(services)
-    assert event.visitor == "u:fan-9" and event.authenticated  # type: ignore[attr-defined]
+    assert event.visitor == user_visitor(SETTINGS.visitor_key, "fan-9")  # type: ignore[attr-defined]
+    assert event.authenticated  # type: ignore[attr-defined]
 
 
 def test_unknown_post_is_not_found(services: Services) -> None:
