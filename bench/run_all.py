@@ -2,6 +2,11 @@
 """`make bench`: run every bench/bench_*.py, print their figures, optionally record them.
 
 Usage: python bench/run_all.py [--record docs/BENCHMARKS.md] [NAME ...]
+
+Every bench/bench_*.py is found by its name and run with its defaults, each recorded under
+its command. Those that need a server start their own on free loopback ports and stop it:
+bench_players (moto, the MQTT broker), bench_rollup (moto), bench_load (the whole local
+stack, scripts/local_stack.py, hit by 64 concurrent HTTP clients).
 """
 
 from __future__ import annotations

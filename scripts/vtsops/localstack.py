@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from vtsops.localenv import local_environment, write_env_file
-from vtsops.stack import ROOT, ChaliceLocalComponent, MotoComponent, Stack, port_free
+from vtsops.stack import ROOT, ChaliceLocalComponent, MotoComponent, PortReservation, Stack
+
+PORTS = ("VTS_HTTP_PORT", "VTS_AWS_PORT", "VTS_MQTT_PORT")
 
 # curl's own user agent is (rightly) a bot: the example pretends to be a browser.
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -24,6 +29,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="local_stack", description=__doc__)
     parser.add_argument("--no-seed", action="store_true", help="start without demo data")
     parser.add_argument("--looks", type=int, default=2000, help="demo looks to record (2000)")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=ROOT,
+        help="where this run's .vts/ (settings file, API log) goes (default: the project); "
+        "a second stack beside `make run` leaves the first one's settings alone",
+    )
     args = parser.parse_args(argv)
     if args.looks < 0:
         parser.error("--looks must be >= 0")
@@ -33,12 +45,19 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         _print(f"error: {error}")
         return 2
-    for name in ("VTS_HTTP_PORT", "VTS_AWS_PORT"):
-        if not port_free(int(env[name])):
+    if len({env[name] for name in PORTS}) < len(PORTS):
+        _print("error: " + ", ".join(f"{name}={env[name]}" for name in PORTS) + " must differ")
+        return 2
+    # The listening ports are held from now on: none of the stack's own connections (the
+    # seeding's, moto's polling) can take one of them before its server binds it.
+    reserved = PortReservation()
+    for name in PORTS:
+        if not _reserve(reserved, name, int(env[name])):
+            reserved.close()
             _print(f"error: port {env[name]} ({name}) is in use; set {name} to a free port")
             return 2
     os.environ.update(env)
-    env_path = write_env_file(ROOT, env)
+    env_path = write_env_file(args.home, env)
 
     stack = Stack()
     stopped = threading.Event()
@@ -63,8 +82,9 @@ def main(argv: list[str]) -> int:
             _seed(args.looks)
         _print("== starting the API (chalice local)")
         api = stack.start(
-            ChaliceLocalComponent(int(env["VTS_HTTP_PORT"]), env, ROOT / ".vts" / "api.log")
+            ChaliceLocalComponent(int(env["VTS_HTTP_PORT"]), env, args.home / ".vts" / "api.log")
         )
+        reserved.close()  # every server listens on its port now
         _banner(api.url, env, env_path)
         while not stopped.wait(0.5):
             pass
@@ -73,9 +93,40 @@ def main(argv: list[str]) -> int:
         _print(f"error: {error}")
         return 1
     finally:
+        reserved.close()
         stack.stop()
     _print("stopped")
     return 0
+
+
+def _reserve(reserved: PortReservation, name: str, port: int, wait_s: float = 65) -> bool:
+    """Reserve ``port``; when nothing listens on it but a closed connection still holds it
+    (TIME_WAIT: any process's outgoing connection may have used a port of the ephemeral
+    range), wait until the kernel frees it, a minute at most. False: it stays in use."""
+    deadline: float | None = None
+    try:
+        while True:
+            try:
+                reserved.reserve(port)
+                return True
+            except OSError:
+                if listening(port):
+                    return False
+                if deadline is None:
+                    deadline = time.monotonic() + wait_s
+                    _print(f"   port {port} ({name}) is held by a closed connection; waiting "
+                           f"for the kernel to free it (at most {wait_s:.0f} s)")
+                elif time.monotonic() > deadline:
+                    return False
+                time.sleep(1)
+    except KeyboardInterrupt:
+        return False
+
+
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _services(clock: Any = None) -> Any:
