@@ -50,7 +50,7 @@ def check_timezone(value: object) -> str | None:
                          code="invalid_timezone")
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder
         raise BadRequest(f"timezone {value!r} is not a known IANA zone", code="invalid_timezone") from None
     return value
 

@@ -56,7 +56,11 @@ def device_time(text: str | None) -> datetime | None:
     if text is None or text == UNSET_CLOCK:
         return None
     at = datetime.fromisoformat(text)
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    try:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00: no real clock, like an unset one.
+        return None
     return at if at >= EARLIEST_DEVICE_TIME else None
 
 

@@ -17,8 +17,22 @@ _OWNER_MAX = 128
 POSTS_COUNTER = "posts"
 
 
+def _encodable(text: str) -> bool:
+    """False for a str holding half a surrogate pair (JSON's "\\ud800"): no store takes it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_owner_id(owner_id: object) -> str:
-    if not isinstance(owner_id, str) or not owner_id.strip() or len(owner_id) > _OWNER_MAX:
+    if (
+        not isinstance(owner_id, str)
+        or not owner_id.strip()
+        or len(owner_id) > _OWNER_MAX
+        or not _encodable(owner_id)
+    ):
         raise BadRequest(
             f"owner_id must be a non-empty string of at most {_OWNER_MAX} characters",
             code="invalid_owner_id",

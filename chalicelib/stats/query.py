@@ -24,6 +24,7 @@ SORTS = ("views",)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CURSOR = re.compile(r"^[A-Za-z0-9_\-=]+$")
+_LIMIT = re.compile(r"^[0-9]{1,4}$")
 # Zone names are path-like; refusing anything else keeps zoneinfo away from odd file paths.
 _ZONE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+){0,2}$")
 HALF_HOUR = timedelta(minutes=30)
@@ -170,7 +171,8 @@ def parse_page(params: Mapping[str, str] | None) -> PageQuery:
     if sort not in SORTS:
         raise _bad("unsupported_sort", f"sort must be one of {', '.join(SORTS)} (got {sort!r})")
     raw_limit = params.get("limit") or str(DEFAULT_LIMIT)
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    # ASCII digits only: "²" and "①" pass isdigit() yet int() refuses them.
+    if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise _bad(
             "invalid_limit", f"limit must be an integer from 1 to {MAX_LIMIT} (got {raw_limit!r})"
         )

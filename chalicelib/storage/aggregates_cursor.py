@@ -14,6 +14,7 @@ from chalicelib.errors import BadRequest
 from chalicelib.storage.tables import RANK_ROW_ATTRIBUTES
 
 IndexKey = tuple[int, str, str]
+_MAX_KEY = 1024  # DynamoDB's limit for a sort key, in bytes; our keys are far shorter
 
 
 def index_key(item: Mapping[str, Any]) -> IndexKey:
@@ -34,8 +35,15 @@ def decode_cursor(cursor: str, gpk: str) -> IndexKey:
         body = json.loads(raw)
         if body["g"] != gpk:
             raise ValueError("a cursor of another listing")
-        return int(body["v"]), str(body["pk"]), str(body["sk"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        # Only the shape encode_cursor writes: a forged 1e999, 1.5 or "" must never reach a
+        # store (int(inf) overflows; DynamoDB refuses such a start key with a 500).
+        v, pk, sk = body["v"], body["pk"], body["sk"]
+        if type(v) is not int or not 0 <= v < 2**63:
+            raise ValueError("v is not a count")
+        if not all(isinstance(k, str) and 0 < len(k.encode()) <= _MAX_KEY for k in (pk, sk)):
+            raise ValueError("pk and sk are not keys")
+        return v, pk, sk
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise BadRequest(
             "the cursor is not valid for this listing", code="invalid_cursor"
         ) from None
