@@ -84,7 +84,7 @@ class TopicRule:
         if self.select_all and payload.strip():
             try:
                 document = json.loads(payload)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
                 return "error", None
             if not isinstance(document, dict):
                 return "error", None

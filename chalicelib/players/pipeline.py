@@ -120,7 +120,7 @@ def redelivery_token(event: Any) -> str | None:
         return None
     try:
         text = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
     return f"{received}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 

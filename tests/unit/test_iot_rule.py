@@ -101,3 +101,8 @@ def test_a_rule_needs_an_error_action(tmp_path: Path) -> None:
         "actions": [{"lambda": {"function": "f"}}]}))
     with pytest.raises(ValueError):
         load_rule("r", tmp_path)
+
+
+def test_a_payload_nested_past_any_use_fails_the_action_without_raising() -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    assert player_views_rule().apply(f"makapix/player/{KEY}/view", deep, "c", 1) == ("error", None)

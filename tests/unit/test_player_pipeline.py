@@ -404,3 +404,12 @@ def test_a_clock_far_from_ours_does_not_widen_the_rate(services: Services, clock
         for n, t in enumerate(far)
     ]
     assert outcomes == ["counted", "player_rate_limited", "player_rate_limited"]
+
+
+def test_an_event_nested_past_any_use_raises_nothing(services: Services) -> None:
+    event = rule_event(firmware_payload())
+    nested: Any = []
+    for _ in range(5000):
+        nested = [nested]
+    event["extra"] = nested  # an unknown field, ignored like any other
+    assert record(services, event)["outcome"] == "impression"
