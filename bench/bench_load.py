@@ -32,7 +32,6 @@ import json
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from vtsops.seed import DEMO_POSTS, DEMO_UAS  # noqa: E402
-from vtsops.stack import die_with_parent, free_port  # noqa: E402
+from vtsops.stack import die_with_parent, free_port, interrupt  # noqa: E402
 
 READY = re.compile(r"local stack ready at (http://\S+)")
 POLL_S = 0.5
@@ -101,13 +100,7 @@ def own_stack(timeout_s: float = 240) -> Iterator[tuple[str, str]]:
             raise RuntimeError("the local stack did not start:\n" + "\n".join(lines[-20:]))
         yield found[0], moto
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        interrupt(process, 30)
         reader.join(5)
         output.close()
         warnings = [line for line in lines if "Traceback" in line or "rror" in line

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -180,7 +181,9 @@ def main() -> int:
     median_us = statistics.median(per_call) / 1000
 
     # --- report
-    print(f"corpus: {args.corpus} ({total} user agents: {bots} bots, {browsers} browsers)")
+    # Relative to the repository, so recorded figures name no machine's folders.
+    shown = os.path.relpath(Path(args.corpus).resolve(), ROOT)
+    print(f"corpus: {shown} ({total} user agents: {bots} bots, {browsers} browsers)")
     print(
         f"accuracy {accuracy:.2%} (target >= {TARGET_ACCURACY:.0%})   "
         f"bot recall {bot_recall:.2%} (>= {TARGET_BOT_RECALL:.0%})   "

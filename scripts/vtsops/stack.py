@@ -196,13 +196,20 @@ class ChaliceLocalComponent:
         wait_for(up, 60, "the API (chalice local)")
 
     def stop(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.send_signal(signal.SIGINT)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=5)
+        if self._process:
+            interrupt(self._process, 5)
+
+
+def interrupt(process: subprocess.Popen[Any], timeout_s: float) -> None:
+    """Ctrl-C a child, as a person would; kill it if it has not stopped within ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def _last_line(path: Path) -> str:
