@@ -17,7 +17,7 @@ from chalicelib.http import (
     normalise_framework_error,
     web_hit,
 )
-from chalicelib.ingest.schema import parse_post_id
+from chalicelib.model import parse_post_id
 from chalicelib.players.directory import player_body
 from chalicelib.wiring import get_services
 

@@ -70,7 +70,7 @@ class Settings:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     iot_data_endpoint: str | None = None
-    # Drop counters are buffered per container (EMF lines are not): ingest/drops.py.
+    # Drop counters are buffered per container (EMF lines are not): chalicelib/drops.py.
     drop_flush_s: int = 60
     # The stream handler notes its position (PUMP/STATE, for health and fresh_as_of) at most
     # this often: at low traffic nearly every look is its own batch.

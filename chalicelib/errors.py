@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class VTSError(Exception):
     """Base of every error VTS raises on purpose."""
@@ -62,3 +67,12 @@ class StorageUnavailable(VTSError):
     status = 503
     code = "storage_unavailable"
     retry_after_s = 5
+
+
+def describe(error: ValidationError) -> str:
+    """One readable line per problem: ``field: message``."""
+    parts = []
+    for problem in error.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "body"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)

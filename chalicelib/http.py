@@ -120,8 +120,9 @@ def web_hit(
 ) -> Any:
     """A ``WebHit`` from a recording request: the body (or, for the pixel, the query string)."""
     from chalicelib.auth import bearer_claims
-    from chalicelib.ingest.schema import from_mapping, parse_body, parse_post_id
+    from chalicelib.ingest.schema import from_mapping, parse_body
     from chalicelib.ingest.web import WebHit
+    from chalicelib.model import parse_post_id
 
     number = parse_post_id(post_id)
     if query:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+from chalicelib.errors import BadRequest
 
 Intent = Literal["view", "impression"]
 Source = Literal["web", "widget", "api", "player"]
@@ -12,6 +15,22 @@ Device = Literal["desktop", "mobile", "tablet", "player", "bot"]
 
 SOURCES: tuple[Source, ...] = ("web", "widget", "api", "player")
 DEVICES: tuple[str, ...] = ("desktop", "mobile", "tablet", "player")
+_POST_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+def parse_post_id(text: object) -> int:
+    """A post id: a positive integer, as an int or as decimal text."""
+    if isinstance(text, bool):
+        raise BadRequest("post_id must be a positive integer", code="invalid_post_id")
+    if isinstance(text, int):
+        number = text
+    elif isinstance(text, str) and _POST_ID.match(text):
+        number = int(text)
+    else:
+        raise BadRequest("post_id must be a positive integer", code="invalid_post_id")
+    if not 0 < number < 2**63:
+        raise BadRequest("post_id must be a positive integer", code="invalid_post_id")
+    return number
 
 
 @dataclass(frozen=True)

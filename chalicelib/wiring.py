@@ -15,9 +15,9 @@ from typing import Any
 
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Settings, get_settings
+from chalicelib.drops import DropCounter
 from chalicelib.errors import ConfigError, StorageUnavailable
-from chalicelib.ingest.drops import DropCounter
-from chalicelib.ingest.known import KnownViews
+from chalicelib.known import KnownViews
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.storage.ports import AggregateStore, DropStore, EventStore, Registry
 

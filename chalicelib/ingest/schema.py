@@ -8,26 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chalicelib.errors import BadRequest, PayloadTooLarge
+from chalicelib.errors import BadRequest, PayloadTooLarge, describe
 
 MAX_BODY_BYTES = 2048
 CHANNEL_PATTERN = r"^[a-z0-9_]{1,32}$"
-_POST_ID = re.compile(r"^[0-9]{1,18}$")
-
-
-def parse_post_id(text: object) -> int:
-    """A post id: a positive integer, as an int or as decimal text."""
-    if isinstance(text, bool):
-        raise BadRequest("post_id must be a positive integer", code="invalid_post_id")
-    if isinstance(text, int):
-        number = text
-    elif isinstance(text, str) and _POST_ID.match(text):
-        number = int(text)
-    else:
-        raise BadRequest("post_id must be a positive integer", code="invalid_post_id")
-    if not 0 < number < 2**63:
-        raise BadRequest("post_id must be a positive integer", code="invalid_post_id")
-    return number
 
 
 class RecordViewRequest(BaseModel):
@@ -52,15 +36,6 @@ class RecordViewRequest(BaseModel):
         ):
             raise ValueError("referrer must be an absolute URL")
         return value or None
-
-
-def describe(error: ValidationError) -> str:
-    """One readable line per problem: ``field: message``."""
-    parts = []
-    for problem in error.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "body"
-        parts.append(f"{where}: {problem['msg']}")
-    return "; ".join(parts)
 
 
 def parse_body(raw: bytes | None) -> RecordViewRequest:

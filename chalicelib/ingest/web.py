@@ -7,7 +7,7 @@ client's mistake (unknown post, rate limit) or a storage fault raises. In order:
 then the View's dedup (``duplicate``) or the Impression's rate slot.
 
 The store answers every dedup and rate question, but what it confirmed once is remembered
-in the container (``ingest/known.py``): a View key it holds, an Impression slot it reported
+in the container (``chalicelib/known.py``): a View key it holds, an Impression slot it reported
 taken. Asking again would cost a write (refused conditional writes are charged) for the same
 answer.
 """
@@ -23,12 +23,12 @@ from ulid import ULID
 
 from chalicelib.auth import Claims
 from chalicelib.clock import Clock
+from chalicelib.drops import DropCounter, DropReason
 from chalicelib.enrich.referrer import referrer_domain
 from chalicelib.enrich.visitor import anonymous_visitor, user_visitor
 from chalicelib.errors import NotFound, RateLimited
-from chalicelib.ingest.drops import DropCounter
-from chalicelib.ingest.known import KnownSlots, KnownViews, epoch_ms
 from chalicelib.ingest.schema import RecordViewRequest
+from chalicelib.known import KnownSlots, KnownViews, epoch_ms
 from chalicelib.model import PostRecord, ViewEvent
 from chalicelib.netcap import Caps, NetCaps, network_of
 from chalicelib.registry.posts import PostDirectory
@@ -88,33 +88,33 @@ class WebRecorder:
         self._known_slots = known_slots if known_slots is not None else KnownSlots()
         self._net_caps = net_caps if net_caps is not None else NetCaps(Caps(20, 200))
 
-    def _drop(self, reason: str) -> Outcome:
+    def _drop(self, reason: DropReason) -> Outcome:
         self._drops.count(reason)
         return Outcome(False, reason)
 
     def record(self, hit: WebHit) -> Outcome:
         if hit.gpc:
-            return self._drop("gpc")
+            return self._drop(DropReason.GPC)
         now = self._clock.now()
         device = self._classify(hit.user_agent)
         if device == "bot":
-            return self._drop("bot")
+            return self._drop(DropReason.BOT)
         post = self._posts.get(hit.post_id)
         if post is None:
-            self._drops.count("unknown_post")
+            self._drops.count(DropReason.UNKNOWN_POST)
             raise NotFound(f"post {hit.post_id} is not registered", code="unknown_post")
         if hit.viewer is not None and hit.viewer.sub == post.owner_id:
-            return self._drop("author_view")
+            return self._drop(DropReason.AUTHOR_VIEW)
         event = self._event(hit, post, device, now)
         if self._net_caps.full(event):
-            return self._drop("net_cap")
+            return self._drop(DropReason.NET_CAP)
         if event.intent == "impression":
             return self._impression(event, now)
         return self._view(event)
 
     def _view(self, event: ViewEvent) -> Outcome:
         if self._known_views.holds(event):
-            return self._drop("duplicate")
+            return self._drop(DropReason.DUPLICATE)
         counted = self._events.put_view(event)
         # Stored or refused as present: either way the store now holds this key.
         self._known_views.remember(event)
@@ -122,7 +122,7 @@ class WebRecorder:
             self._net_caps.stored(event)
             self._drops.accepted(counted=True)
             return COUNTED
-        return self._drop("duplicate")
+        return self._drop(DropReason.DUPLICATE)
 
     def _impression(self, event: ViewEvent, now: datetime) -> Outcome:
         wait_s = self._known_slots.wait_s(event.visitor, now)
@@ -133,7 +133,7 @@ class WebRecorder:
             held_ms = interval_s * 1000 if wait_s is None else round(wait_s * 1000)
             self._known_slots.remember(event.visitor, epoch_ms(now) + held_ms)
         if wait_s is not None:
-            self._drops.count("rate_limited")
+            self._drops.count(DropReason.RATE_LIMITED)
             raise RateLimited(
                 f"at most one impression per {self._impression_interval_s} s per visitor",
                 retry_after_s=max(1, math.ceil(wait_s)),

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from chalicelib.ingest.known import Lru, epoch_ms
+from chalicelib.known import Lru, epoch_ms
 from chalicelib.storage.gate import ring_size
 from chalicelib.storage.ports import Admission, Registry
 

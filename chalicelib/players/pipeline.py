@@ -7,7 +7,7 @@ counted by reason, never raised. Only an infrastructure fault raises (the Lambda
 retried with the same event): the rule's ``received_at`` travels as a redelivery token, and
 Impression ids are derived from the event, so a retried event is neither mistaken for its
 own retransmission nor stored twice. A View key the store confirmed is remembered in the
-container (``ingest/known.py``), so a frame repeating a counted View costs no second write.
+container (``chalicelib/known.py``), so a frame repeating a counted View costs no second write.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 from ulid import ULID
 
 from chalicelib.clock import Clock
+from chalicelib.drops import PLAYER_DROPS, DropCounter, DropReason
 from chalicelib.enrich.visitor import user_visitor
 from chalicelib.errors import ConfigError
-from chalicelib.ingest.drops import DropCounter
-from chalicelib.ingest.known import KnownViews
+from chalicelib.known import KnownViews
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
 from chalicelib.players.acks import Ack, AckPublisher, ErrorCode, send_ack
 from chalicelib.players.directory import PlayerDirectory
@@ -44,26 +44,16 @@ from chalicelib.storage.ports import EventStore, Registry
 COUNTED = "counted"
 IMPRESSION = "impression"
 # Drop reasons, in pipeline order (what /v1/health counts).
-INVALID = "player_invalid"
-KEY_MISMATCH = "player_key_mismatch"
-CLIENT_MISMATCH = "player_client_mismatch"
-UNREGISTERED = "player_unregistered"
-RETRANSMISSION = "player_retransmission"
-RATE_LIMITED = "player_rate_limited"
-UNKNOWN_POST = "player_unknown_post"
-AUTHOR_VIEW = "player_author_view"
-DUPLICATE = "player_duplicate"
-DROP_REASONS = (
-    INVALID,
-    KEY_MISMATCH,
-    CLIENT_MISMATCH,
-    UNREGISTERED,
-    RETRANSMISSION,
-    RATE_LIMITED,
-    UNKNOWN_POST,
-    AUTHOR_VIEW,
-    DUPLICATE,
-)
+INVALID = DropReason.PLAYER_INVALID
+KEY_MISMATCH = DropReason.PLAYER_KEY_MISMATCH
+CLIENT_MISMATCH = DropReason.PLAYER_CLIENT_MISMATCH
+UNREGISTERED = DropReason.PLAYER_UNREGISTERED
+RETRANSMISSION = DropReason.PLAYER_RETRANSMISSION
+RATE_LIMITED = DropReason.PLAYER_RATE_LIMITED
+UNKNOWN_POST = DropReason.PLAYER_UNKNOWN_POST
+AUTHOR_VIEW = DropReason.PLAYER_AUTHOR_VIEW
+DUPLICATE = DropReason.PLAYER_DUPLICATE
+DROP_REASONS: tuple[str, ...] = PLAYER_DROPS
 OUTCOMES = (COUNTED, IMPRESSION, *DROP_REASONS)
 
 _MAX_ULID_MS = 2**48
@@ -190,11 +180,11 @@ class PlayerViewRecorder:
         if report.player_key is not None:
             self._drops.seen_player_report(_last_report(report, outcome))
         if outcome.dropped:
-            self._drops.count(outcome.reason)
+            self._drops.count(DropReason(outcome.reason))
         elif outcome.reason in (COUNTED, IMPRESSION):
             self._drops.accepted(counted=outcome.counted)
         acked = self._ack(report, outcome)
-        return {"outcome": outcome.reason, "counted": outcome.counted, "acked": acked}
+        return {"outcome": str(outcome.reason), "counted": outcome.counted, "acked": acked}
 
     def _run(self, report: Report) -> PlayerOutcome:
         for step in self._steps:
@@ -376,7 +366,7 @@ def _last_report(report: Report, outcome: PlayerOutcome) -> dict[str, str]:
         "client_id": str(client_id)[:128],
         "post_id": str(message.post_id) if message is not None else "",
         "sent_at": str(message.timestamp or "") if message is not None else "",
-        "outcome": outcome.reason,
+        "outcome": str(outcome.reason),
     }
 
 

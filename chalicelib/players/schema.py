@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chalicelib.ingest.schema import describe
+from chalicelib.errors import describe
 
 Intent = Literal["artwork", "intentional", "channel", "automated"]
 VIEW_INTENTS = frozenset({"artwork", "intentional"})

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.clock import Clock
-from chalicelib.ingest.drops import DropCounter
+from chalicelib.drops import DropCounter, DropReason
 from chalicelib.model import ViewEvent
 from chalicelib.rollup import counters
 from chalicelib.storage import codec, keys
@@ -94,12 +94,12 @@ class Aggregator:
                 continue
             events.append(decoded)
         if bad:
-            self._drops.count("bad_stream_record", bad)
+            self._drops.count(DropReason.BAD_STREAM_RECORD, bad)
         watermark = self._store.get_watermark() if events else None
         live = [e for e in events if watermark is None or e.day > watermark]
         skipped = len(events) - len(live)
         if skipped:
-            self._drops.count("after_close", skipped)
+            self._drops.count(DropReason.AFTER_CLOSE, skipped)
         markers = self._write_markers(live)
         tallies = self._cap.apply(counters.fold(live))
         updates = counters.day_updates(tallies, self._ttl_days)
@@ -167,10 +167,10 @@ class Aggregator:
         ]
         if not retry:
             return
-        self._drops.count("counter_breakdown_trimmed", len(retry))
+        self._drops.count(DropReason.COUNTER_BREAKDOWN_TRIMMED, len(retry))
         for update, reason in self._store.add_counters(retry):
             logger.error("aggregate: %s %s refused (%s)", update.pk, update.sk, reason)
-            self._drops.count("counter_item_full")
+            self._drops.count(DropReason.COUNTER_ITEM_FULL)
 
     def _note_position(
         self, records: Sequence[Mapping[str, Any]], events: Sequence[ViewEvent]

@@ -11,7 +11,7 @@ from typing import Any
 from chalicelib.auth import Claims
 from chalicelib.clock import Clock
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.ingest.schema import parse_post_id
+from chalicelib.model import parse_post_id
 from chalicelib.registry.posts import POSTS_COUNTER, PostDirectory
 from chalicelib.stats import access
 from chalicelib.stats.csv import daily_csv

@@ -16,7 +16,8 @@ from chalicelib.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from chalicelib.ingest.schema import parse_body, parse_post_id
+from chalicelib.ingest.schema import parse_body
+from chalicelib.model import parse_post_id
 
 SECRET = "a-test-secret-of-at-least-32-bytes-long"
 NOW = datetime(2026, 11, 24, tzinfo=UTC)

@@ -142,7 +142,7 @@ def test_every_outcome_is_also_an_emf_metric() -> None:
     import io
     import json
 
-    from chalicelib.ingest.drops import DropCounter
+    from chalicelib.drops import DropCounter
     from chalicelib.metrics import stdout_sink
     from chalicelib.storage.memory import MemoryDropStore
 

@@ -1,5 +1,8 @@
 """Counted drop reasons: every dropped message is counted by reason, never raised.
 
+``DropReason`` names every reason, for the web and player recording paths and the stream
+handler alike (what ``/v1/health`` and the ``drop_*`` metrics show).
+
 Counts are buffered in the process and flushed to the ``DropStore`` at most every
 ``flush_s`` seconds (``VTS_DROP_FLUSH_S``, 0 = at once), by the first request of any kind
 once that time has passed, and at the end of a batch handler and before ``/v1/health``
@@ -15,6 +18,7 @@ import logging
 import threading
 from collections import Counter
 from datetime import datetime
+from enum import StrEnum
 
 from chalicelib.clock import Clock
 from chalicelib.errors import StorageUnavailable
@@ -23,6 +27,37 @@ from chalicelib.storage import keys
 from chalicelib.storage.ports import DropStore
 
 logger = logging.getLogger(__name__)
+
+
+class DropReason(StrEnum):
+    """Why a message was not stored (or, for the stream, not counted live)."""
+
+    # web recording (chalicelib/ingest/web.py), in pipeline order
+    GPC = "gpc"
+    BOT = "bot"
+    UNKNOWN_POST = "unknown_post"
+    AUTHOR_VIEW = "author_view"
+    NET_CAP = "net_cap"
+    DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"
+    # player reports (chalicelib/players/pipeline.py), in pipeline order
+    PLAYER_INVALID = "player_invalid"
+    PLAYER_KEY_MISMATCH = "player_key_mismatch"
+    PLAYER_CLIENT_MISMATCH = "player_client_mismatch"
+    PLAYER_UNREGISTERED = "player_unregistered"
+    PLAYER_RETRANSMISSION = "player_retransmission"
+    PLAYER_RATE_LIMITED = "player_rate_limited"
+    PLAYER_UNKNOWN_POST = "player_unknown_post"
+    PLAYER_AUTHOR_VIEW = "player_author_view"
+    PLAYER_DUPLICATE = "player_duplicate"
+    # the stream handler (chalicelib/rollup/aggregate.py)
+    BAD_STREAM_RECORD = "bad_stream_record"
+    AFTER_CLOSE = "after_close"
+    COUNTER_BREAKDOWN_TRIMMED = "counter_breakdown_trimmed"
+    COUNTER_ITEM_FULL = "counter_item_full"
+
+
+PLAYER_DROPS = tuple(r for r in DropReason if r.startswith("player_"))
 
 
 class DropCounter:
@@ -53,12 +88,14 @@ class DropCounter:
             self._sink({"accepted": 1, "counted": int(counted)}, now)
         self._flush_if_due(now)
 
-    def count(self, reason: str, n: int = 1) -> None:
+    def count(self, reason: DropReason | str, n: int = 1) -> None:
+        """Count ``n`` drops; ``reason`` must be a ``DropReason`` (or its value)."""
+        reason = DropReason(reason)
         now = self._clock.now()
         if self._sink is not None:
-            self._sink({f"drop_{reason}": n}, now)
+            self._sink({f"drop_{reason.value}": n}, now)
         with self._lock:
-            self._pending.setdefault(keys.day_of(now), Counter())[reason] += n
+            self._pending.setdefault(keys.day_of(now), Counter())[reason.value] += n
         self._flush_if_due(now)
 
     def _flush_if_due(self, now: datetime) -> None:
