@@ -141,7 +141,7 @@ def end_to_end_figures() -> dict[str, float]:
         drop_flush_s=10, visitor_key="bench-visitor-key",
     )
     services = dynamodb_services(settings)
-    ensure_tables(services.client, settings)
+    ensure_tables(services.client, settings.table_names())
     keys = [str(uuid.uuid4()) for _ in range(E2E_PLAYERS)]
     for post_id in range(1, POSTS + 1):
         services.posts.register(post_id, f"artist-{post_id % 3}")

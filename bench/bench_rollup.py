@@ -54,7 +54,7 @@ from chalicelib.clock import FixedClock  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
 from chalicelib.model import PostRecord, ViewEvent  # noqa: E402
 from chalicelib.storage import codec  # noqa: E402
-from chalicelib.storage.aggregates_memory import MemoryAggregateStore  # noqa: E402
+from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore  # noqa: E402
 from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry  # noqa: E402
 from chalicelib.storage.ports import CounterUpdate  # noqa: E402
 from chalicelib.wiring import memory_services, use  # noqa: E402
@@ -299,7 +299,7 @@ def run_scenario(trace: Trace, window_s: float, batch_size: int) -> dict[str, An
     meter = Meter()
     settings = Settings(jwt_secret="bench-" * 8, visitor_key="bench-visitor-key")
     services = memory_services(settings, clock=FixedClock(trace.looks[0].at))
-    services.aggregates = MeteredAggregates(meter)
+    services.aggregate_items = MeteredAggregates(meter)
     stream = MemoryStream(MeteredEvents(meter, settings.event_ttl_days))
     services.events = stream
     services.drop_store = MeteredDrops(meter)
@@ -336,7 +336,7 @@ def run_scenario(trace: Trace, window_s: float, batch_size: int) -> dict[str, An
         sum(1 for _ in stream.inner.day_events(int(pk[2:]), day))
         for (pk, day) in {
             (str(i["pk"]), str(i["sk"])[2:])
-            for i in services.aggregates.inner.items.values()
+            for i in services.aggregate_items.inner.items.values()
             if str(i["pk"]).startswith("P#") and str(i["sk"]).startswith("D#")
         }
     )
@@ -389,14 +389,14 @@ def close_on_moto(looks: int, seed: int) -> dict[str, Any]:
         )
         trace = generate_trace(looks=looks, days=1, posts=300, artists=40, seed=seed)
         services = dynamodb_services(settings, clock=FixedClock(trace.looks[0].at))
-        ensure_tables(services.client, settings)
+        ensure_tables(services.client, settings.table_names())
         services.registry = MemoryRegistry()
         bulk = BulkEventStore(services.client, settings.events_table, settings.event_ttl_days)
         pump = StreamPump(settings, batch_size=10_000)
         with use(services):
             Replayer(services, trace, pump=pump.pump_once, bulk=bulk, pump_every_s=86_400).run()
             day = trace.days[0]
-            services.aggregates.advance_watermark(
+            services.aggregate_items.advance_watermark(
                 (date.fromisoformat(day) - timedelta(days=1)).isoformat()
             )
             started = time.perf_counter()

@@ -49,8 +49,8 @@ from chalicelib.config import Settings  # noqa: E402
 from chalicelib.model import ViewEvent  # noqa: E402
 from chalicelib.rollup import counters  # noqa: E402
 from chalicelib.rollup.close import DayCloser  # noqa: E402
-from chalicelib.storage import keys  # noqa: E402
-from chalicelib.storage.aggregates_memory import MemoryAggregateStore  # noqa: E402
+from chalicelib.storage.aggregates import layout  # noqa: E402
+from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore  # noqa: E402
 
 DAYS = 30
 LAST_DAY = date(2026, 11, 23)
@@ -207,7 +207,7 @@ def close_month(
             mix.events(p, owner, d, looks_of(v, r))
         )
     store.put_items(
-        {"pk": keys.marker_pk(day.isoformat()), "sk": keys.marker_key(day.isoformat(), post)[1]}
+        {"pk": layout.marker_pk(day.isoformat()), "sk": layout.marker_key(day.isoformat(), post)[1]}
         for post, day in plan
     )
     closer = DayCloser(
@@ -370,7 +370,7 @@ def main() -> int:
 
     from moto.server import ThreadedMotoServer
 
-    from chalicelib.storage.aggregates_dynamodb import DynamoAggregateStore
+    from chalicelib.storage.aggregates.items_dynamodb import DynamoAggregateStore
     from chalicelib.storage.dynamodb import DynamoRegistry
     from chalicelib.storage.ports import CounterUpdate
     from chalicelib.storage.provision import ensure_tables
@@ -393,7 +393,7 @@ def main() -> int:
             jwt_secret="bench",
             visitor_key="bench",
         )
-        ensure_tables(dynamodb_client(settings), settings)
+        ensure_tables(dynamodb_client(settings), settings.table_names())
         client = slow_client(settings)
         services = replace(
             dynamodb_services(settings, clock=FixedClock(NOW)),
@@ -407,7 +407,7 @@ def main() -> int:
         mix = Mix(np.random.default_rng(args.seed), _countries(), _referrers(rng))
         days = [LAST_DAY - timedelta(days=DAYS - 1 - n) for n in range(DAYS)]
         params = {"from": days[0].isoformat(), "to": days[-1].isoformat()}
-        services.aggregates.advance_watermark(LAST_DAY.isoformat())
+        services.aggregate_items.advance_watermark(LAST_DAY.isoformat())
 
         today = NOW.date()
         default = {"from": (today - timedelta(days=DAYS - 1)).isoformat(), "to": today.isoformat()}
@@ -459,7 +459,7 @@ def main() -> int:
             post_id = 1000 + n
             owner = f"artist-p{n}"
             services.posts.register(post_id, owner)
-            pk = keys.post_aggregate_pk(post_id)
+            pk = layout.post_aggregate_pk(post_id)
             by_day = daily_visitors(views, rng)
             distinct = len(set().union(*by_day))
             phase = time.monotonic()
@@ -504,7 +504,7 @@ def main() -> int:
         )
         for n, count in enumerate(ARTIST_POSTS, 1):
             artist = f"artist-{count}"
-            pk = keys.artist_aggregate_pk(artist)
+            pk = layout.artist_aggregate_pk(artist)
             shares = _zipf(count, 1.0)
             plan: dict[tuple[int, date], list[str]] = {}
             for day, viewers in zip(days, daily_visitors(ARTIST_VIEWS, rng), strict=True):
@@ -516,9 +516,9 @@ def main() -> int:
             store = close_month(days, plan, artist, mix, args.seed)
             posts = {post for post, _ in plan}
             lifetime = store.get_items(
-                (keys.post_aggregate_pk(p), sk)
+                (layout.post_aggregate_pk(p), sk)
                 for p in posts
-                for sk in (keys.TOTAL_SK, keys.RANK_SK)
+                for sk in (layout.TOTAL_SK, layout.RANK_SK)
             )
             items = readable(store, pk) + list(lifetime.values())
             closed_s = time.monotonic() - phase
@@ -528,8 +528,8 @@ def main() -> int:
                 file=sys.stderr,
             )
             # The registry's post counter, as PostDirectory.register keeps it (+1 per post).
-            services.aggregates.add_counters(
-                [CounterUpdate(*keys.artist_posts_key(artist), add={"posts": count})]
+            services.aggregate_items.add_counters(
+                [CounterUpdate(*layout.artist_posts_key(artist), add={"posts": count})]
             )
             counter.reset()
             stats = services.stats.artist_stats(ADMIN, artist, params)

@@ -79,6 +79,14 @@ class Settings:
     # A Day closes this long after it ends, so the stream has delivered all of it.
     close_grace_s: int = 3600
 
+    def table_names(self) -> dict[str, str]:
+        """Each table's logical name (``storage.tables.TABLES``) -> its physical name."""
+        return {
+            "events": self.events_table,
+            "aggregates": self.aggregates_table,
+            "registry": self.registry_table,
+        }
+
     def require_secrets(self) -> None:
         """Fail clearly when a secret the request path needs is missing."""
         if not self.jwt_secret:

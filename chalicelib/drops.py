@@ -21,9 +21,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from chalicelib.clock import Clock
+from chalicelib.days import day_of
 from chalicelib.errors import StorageUnavailable
 from chalicelib.metrics import Sink
-from chalicelib.storage import keys
 from chalicelib.storage.ports import DropStore
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class DropCounter:
         if self._sink is not None:
             self._sink({f"drop_{reason.value}": n}, now)
         with self._lock:
-            self._pending.setdefault(keys.day_of(now), Counter())[reason.value] += n
+            self._pending.setdefault(day_of(now), Counter())[reason.value] += n
         self._flush_if_due(now)
 
     def _flush_if_due(self, now: datetime) -> None:

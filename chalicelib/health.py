@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.auth import Claims
+from chalicelib.days import day_of
 from chalicelib.rollup.status import rollup_status
-from chalicelib.storage import keys
 from chalicelib.wiring import Services
 
 OPERATOR_ROLES = ("admin", "service")
@@ -35,7 +35,7 @@ def public_health(services: Services) -> dict[str, Any]:
 def operator_health(services: Services) -> dict[str, Any]:
     now = services.clock.now()
     services.drops.flush()
-    days = [keys.day_of(now - timedelta(days=n)) for n in range(2)]
+    days = [day_of(now - timedelta(days=n)) for n in range(2)]
     services.registry.get_post(0)
     return {
         "status": "ok",

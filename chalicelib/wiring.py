@@ -19,6 +19,7 @@ from chalicelib.drops import DropCounter
 from chalicelib.errors import ConfigError, StorageUnavailable
 from chalicelib.known import KnownViews
 from chalicelib.registry.posts import PostDirectory
+from chalicelib.storage.aggregates import Aggregates
 from chalicelib.storage.ports import AggregateStore, DropStore, EventStore, Registry
 
 
@@ -108,9 +109,14 @@ class Services:
     events: EventStore
     registry: Registry
     drop_store: DropStore
-    aggregates: AggregateStore
+    aggregate_items: AggregateStore  # the aggregates table's generic items (tools, tests)
     clock: Clock = field(default_factory=SystemClock)
     client: Any = None  # the boto3 client when backed by DynamoDB
+
+    @property
+    def aggregates(self) -> Aggregates:
+        """The aggregates table as the services speak of it (over ``aggregate_items``)."""
+        return Aggregates(self.aggregate_items)
 
     @cached_property
     def drops(self) -> DropCounter:
@@ -249,7 +255,7 @@ def iot_data_client(settings: Settings) -> Any:
 
 
 def dynamodb_services(settings: Settings, clock: Clock | None = None) -> Services:
-    from chalicelib.storage.aggregates_dynamodb import DynamoAggregateStore
+    from chalicelib.storage.aggregates.items_dynamodb import DynamoAggregateStore
     from chalicelib.storage.dynamodb import DynamoDropStore, DynamoEventStore, DynamoRegistry
 
     client = dynamodb_client(settings)
@@ -258,7 +264,7 @@ def dynamodb_services(settings: Settings, clock: Clock | None = None) -> Service
         events=DynamoEventStore(client, settings.events_table, settings.event_ttl_days),
         registry=DynamoRegistry(client, settings.registry_table),
         drop_store=DynamoDropStore(client, settings.aggregates_table),
-        aggregates=DynamoAggregateStore(client, settings.aggregates_table),
+        aggregate_items=DynamoAggregateStore(client, settings.aggregates_table),
         clock=clock or SystemClock(),
         client=client,
     )
@@ -270,7 +276,7 @@ MEMORY_VISITOR_KEY = "vts-in-memory-visitor-key-not-a-secret"
 
 
 def memory_services(settings: Settings, clock: Clock | None = None) -> Services:
-    from chalicelib.storage.aggregates_memory import MemoryAggregateStore
+    from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
     from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry
 
     if not settings.visitor_key:
@@ -280,7 +286,7 @@ def memory_services(settings: Settings, clock: Clock | None = None) -> Services:
         events=MemoryEventStore(settings.event_ttl_days),
         registry=MemoryRegistry(),
         drop_store=MemoryDropStore(),
-        aggregates=MemoryAggregateStore(),
+        aggregate_items=MemoryAggregateStore(),
         clock=clock or SystemClock(),
     )
 

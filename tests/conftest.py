@@ -70,7 +70,7 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     from chalicelib.storage.provision import ensure_tables
     from chalicelib.wiring import dynamodb_client
 
-    ensure_tables(dynamodb_client(settings), settings)
+    ensure_tables(dynamodb_client(settings), settings.table_names())
     return settings
 
 

@@ -3,7 +3,7 @@ describes (live Days, and closed Days as series chunks, pieces and ``TOTAL``), a
 truth computed straight from the looks.
 
 Test-only: the real writer is chalicelib/rollup. This builder closes Days with the same
-encoders (chalicelib/storage/closed.py) and rules (``to_build``, ``children``), so reader
+encoders (chalicelib/storage/aggregates/closed.py) and rules (``to_build``, ``children``), so reader
 tests run on items whose every count is known, whatever the writer does.
 """
 
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from chalicelib.storage import closed, codec, keys
-from chalicelib.storage.closed import Activity, DayRow, Piece
+from chalicelib.storage import codec
+from chalicelib.storage.aggregates import closed, layout
+from chalicelib.storage.aggregates.closed import Activity, DayRow, Piece
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class _Closer:
         out += [piece.item(self.pk) for piece in self.pieces.values()]
         total: dict[str, Any] = {
             "pk": self.pk,
-            "sk": keys.TOTAL_SK,
+            "sk": layout.TOTAL_SK,
             **{m: n for m, n in self.totals.items() if n},
             "v": self.totals["v"],
             "thru": self.thru,
@@ -158,8 +159,8 @@ class _Closer:
             total["first_at"], total["last_at"] = self.first_at, self.last_at
         if self.pk.startswith("P#"):
             total["owner"] = self.owner
-            gpk = keys.artist_aggregate_pk(str(self.owner))
-            out.append({"pk": self.pk, "sk": keys.RANK_SK, "gpk": gpk, "v": self.totals["v"]})
+            gpk = layout.artist_aggregate_pk(str(self.owner))
+            out.append({"pk": self.pk, "sk": layout.RANK_SK, "gpk": gpk, "v": self.totals["v"]})
         return [*out, total]
 
 
@@ -208,7 +209,7 @@ def total_items(looks: list[Look]) -> list[dict[str, Any]]:
         item
         for pk, days in sorted(_groups(looks, lambda look: [f"P#{look.post}"]).items())
         for item in close_target(pk, days, every_day)
-        if item["sk"] in (keys.TOTAL_SK, keys.RANK_SK)
+        if item["sk"] in (layout.TOTAL_SK, layout.RANK_SK)
     ]
 
 

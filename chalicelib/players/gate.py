@@ -10,8 +10,8 @@ slot and the messages it admitted within the window. A report the player is allo
 is admitted by ONE conditional write there; a retransmission of an admitted report is refused
 by that same write (ALL_OLD tells it from a held slot).
 
-A report refused by the slot still needs a seen-once marker of its own, as before, so that
-its own retransmission is known later, even once the slot is free. The gate then notes
+A report refused by the slot still needs a seen-once marker of its own, so that its own
+retransmission is known later, even once the slot is free. The gate then notes
 ``marked_until`` (about once per window per player): until then the gate refuses one-write
 admissions, and reports take the rules' own order instead: the gate is read (repeat? slot?),
 the report's marker is written (first sighting?), then the slot is taken. The read comes
@@ -19,10 +19,7 @@ first so that a marker is never written for a report the gate already admitted (
 stretch that report's window). A container that learned ``marked_until`` (it only grows)
 reads instead of trying a write that would be refused.
 
-Writes per report, against 2 before (a marker and a slot, always): admitted 1;
-retransmission of an admitted report 1; rate-limited 2 (+1 when the gate notes markers; 1
-once the container knows); while markers may be live, admitted 2 (3 the first time a
-container meets them) and refused 1-2. A read is a fifth of a write's price.
+Why one write, and the writes each case costs: docs/adr/0012-player-gate-in-one-write.md.
 """
 
 from __future__ import annotations
@@ -31,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from chalicelib.known import Lru, epoch_ms
+from chalicelib.known import Lru
 from chalicelib.storage.gate import ring_size
-from chalicelib.storage.ports import Admission, Registry
+from chalicelib.storage.ports import Admission, GateClaim, Registry
 
 MARKER_SCOPE = "ptx"
 SLOT_SCOPE = "player"
@@ -69,94 +66,68 @@ class ReportGate:
         self, player_key: str, post_id: int, timestamp: str | None, now: datetime, token: str | None
     ) -> Verdict:
         # A QoS 1 redelivery repeats the message byte for byte: same post, same device time.
-        message = f"{post_id}#{timestamp or '-'}"
+        claim = GateClaim(
+            SLOT_SCOPE,
+            player_key,
+            f"{post_id}#{timestamp or '-'}",
+            self._interval_s,
+            self._window_s,
+            now,
+            token,
+        )
         if not self._one_write:
-            return self._separately(player_key, message, now, token)
-        if (self._marked.get(player_key) or 0) > epoch_ms(now):
-            found = self._learn(player_key, self._call("peek", player_key, message, now, token))
+            return self._separately(claim)
+        if (self._marked.get(player_key) or 0) > claim.now_ms:
+            found = self._learn(claim, self._registry.peek_gate(claim))
         else:
-            found = self._learn(player_key, self._call("admit", player_key, message, now, token))
+            found = self._learn(claim, self._registry.admit(claim))
         if found.admitted:
             return ADMITTED
         if found.repeat:
             return RETRANSMISSION
         if found.wait_s is not None:
-            return self._refused(found, player_key, message, now, token, marked=False)
+            return self._refused(found, claim, marked=False)
         # The slot is free but markers of refused reports may be live: the rules' order.
-        if not self._mark(player_key, message, now, token):
+        if not self._mark(claim):
             return RETRANSMISSION
-        found = self._learn(player_key, self._call("claim", player_key, message, now, token))
+        found = self._learn(claim, self._registry.admit(claim, unless_marked=False))
         if found.admitted:
             return ADMITTED
         if found.repeat:
             return RETRANSMISSION
-        return self._refused(found, player_key, message, now, token, marked=True)
+        return self._refused(found, claim, marked=True)
 
-    def _refused(
-        self,
-        found: Admission,
-        player_key: str,
-        message: str,
-        now: datetime,
-        token: str | None,
-        *,
-        marked: bool,
-    ) -> Verdict:
+    def _refused(self, found: Admission, claim: GateClaim, *, marked: bool) -> Verdict:
         """The slot is held. The report still needs its marker, and the gate must know one may
         be live before a later copy of this report could be admitted in one write."""
-        now_ms = epoch_ms(now)
-        window_ms = self._window_s * 1000
-        if found.marked_until_ms < now_ms + window_ms:
-            noted = self._learn(
-                player_key,
-                self._registry.note_marked(
-                    SLOT_SCOPE,
-                    player_key,
-                    message,
-                    self._interval_s,
-                    self._window_s,
-                    now_ms + MARKED_AHEAD_WINDOWS * window_ms,
-                    now,
-                    token,
-                ),
-            )
+        window_ms = claim.window_s * 1000
+        if found.marked_until_ms < claim.now_ms + window_ms:
+            until_ms = claim.now_ms + MARKED_AHEAD_WINDOWS * window_ms
+            noted = self._learn(claim, self._registry.note_marked(claim, until_ms))
             if noted.repeat:  # another copy of this report was admitted meanwhile
                 return RETRANSMISSION
-        if not marked and not self._mark(player_key, message, now, token):
+        if not marked and not self._mark(claim):
             return RETRANSMISSION
         return Verdict("rate_limited", found.wait_s or 0.0)
 
-    def _separately(
-        self, player_key: str, message: str, now: datetime, token: str | None
-    ) -> Verdict:
-        if not self._mark(player_key, message, now, token):
+    def _separately(self, claim: GateClaim) -> Verdict:
+        if not self._mark(claim):
             return RETRANSMISSION
         wait_s = self._registry.take_slot(
-            SLOT_SCOPE, player_key, self._interval_s, now, token=token
+            claim.scope, claim.subject, claim.interval_s, claim.now, token=claim.token
         )
         return ADMITTED if wait_s is None else Verdict("rate_limited", wait_s)
 
-    def _call(
-        self,
-        how: Literal["peek", "admit", "claim"],
-        player_key: str,
-        message: str,
-        now: datetime,
-        token: str | None,
-    ) -> Admission:
-        """``admit``: one write, unless markers may be live; ``claim``: one write, the
-        report's marker being written; ``peek``: a read of what ``admit`` would say."""
-        args = (SLOT_SCOPE, player_key, message, self._interval_s, self._window_s, now, token)
-        if how == "peek":
-            return self._registry.peek_gate(*args)
-        return self._registry.admit(*args, unless_marked=how == "admit")
-
-    def _learn(self, player_key: str, found: Admission) -> Admission:
-        if found.marked_until_ms > (self._marked.get(player_key) or 0):
-            self._marked.put(player_key, found.marked_until_ms)
+    def _learn(self, claim: GateClaim, found: Admission) -> Admission:
+        if found.marked_until_ms > (self._marked.get(claim.subject) or 0):
+            self._marked.put(claim.subject, found.marked_until_ms)
         return found
 
-    def _mark(self, player_key: str, message: str, now: datetime, token: str | None) -> bool:
+    def _mark(self, claim: GateClaim) -> bool:
         return self._registry.mark_once(
-            MARKER_SCOPE, f"{player_key}#{message}", self._window_s, now, token=token
+            MARKER_SCOPE,
+            f"{claim.subject}#{claim.message}",
+            claim.window_s,
+            claim.now,
+            token=claim.token,
         )

@@ -9,7 +9,7 @@ from chalicelib.clock import Clock
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PostRecord
 from chalicelib.registry.cache import TtlCache
-from chalicelib.storage import keys
+from chalicelib.storage.aggregates import layout
 from chalicelib.storage.ports import AggregateStore, CounterUpdate, Registry
 
 _OWNER_MAX = 128
@@ -90,7 +90,7 @@ class PostDirectory:
     def _count_posts(self, owner_id: str, delta: int) -> None:
         if self._aggregates is None:
             return
-        pk, sk = keys.artist_posts_key(owner_id)
+        pk, sk = layout.artist_posts_key(owner_id)
         self._aggregates.add_counters([CounterUpdate(pk, sk, add={POSTS_COUNTER: delta})])
 
     def _forget(self, post_id: int) -> None:

@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.clock import Clock
+from chalicelib.counts import OPEN_ENDED
+from chalicelib.days import iso
 from chalicelib.drops import DropCounter, DropReason
 from chalicelib.model import ViewEvent
 from chalicelib.rollup import counters
 from chalicelib.storage import codec, keys
+from chalicelib.storage.aggregates import layout
 from chalicelib.storage.ports import AggregateStore, CounterUpdate
 
 logger = logging.getLogger("vts.rollup")
@@ -121,8 +124,8 @@ class Aggregator:
             return 0
         self._store.put_items(
             {
-                "pk": keys.marker_pk(day),
-                "sk": keys.marker_key(day, post_id)[1],
+                "pk": layout.marker_pk(day),
+                "sk": layout.marker_key(day, post_id)[1],
                 "expires_at": keys.event_expires_at(day, self._ttl_days),
             }
             for day, post_id in wanted
@@ -145,15 +148,15 @@ class Aggregator:
             ):
                 owners[event.post_id] = (event.occurred_at, event.owner_id)
         wanted = {
-            (keys.post_aggregate_pk(p), keys.RANK_SK): owner for p, (_, owner) in owners.items()
+            (layout.post_aggregate_pk(p), layout.RANK_SK): owner for p, (_, owner) in owners.items()
         }
         found = self._store.get_items(wanted)
         updates = [
             CounterUpdate(
-                pk, sk, add={}, set={"gpk": keys.artist_aggregate_pk(owner)}, set_if_absent={"v": 0}
+                pk, sk, add={}, set={"gpk": layout.artist_aggregate_pk(owner)}, set_if_absent={"v": 0}
             )
             for (pk, sk), owner in sorted(wanted.items())
-            if (found.get((pk, sk)) or {}).get("gpk") != keys.artist_aggregate_pk(owner)
+            if (found.get((pk, sk)) or {}).get("gpk") != layout.artist_aggregate_pk(owner)
         ]
         if updates:
             self._store.add_counters(updates)
@@ -186,14 +189,14 @@ class Aggregator:
             for r in records
             if isinstance(r.get("dynamodb", {}).get("ApproximateCreationDateTime"), (int, float))
         ]
-        state: dict[str, Any] = {"processed_at": codec.iso(now)}
+        state: dict[str, Any] = {"processed_at": iso(now)}
         if created:
-            state["last_record_at"] = codec.iso(datetime.fromtimestamp(max(created), UTC))
+            state["last_record_at"] = iso(datetime.fromtimestamp(max(created), UTC))
         if events:
             newest = max(e.occurred_at for e in events)
-            state["last_event_at"] = codec.iso(newest)
+            state["last_event_at"] = iso(newest)
             state["lag_ms"] = max(0, int((now - newest).total_seconds() * 1000))
-        pk, sk = keys.pump_state_key()
+        pk, sk = layout.pump_state_key()
         self._store.add_counters([CounterUpdate(pk, sk, add={"batches": 1}, set=state)])
         self._state_written_at = now
 
@@ -214,5 +217,5 @@ def without_open_ended(add: Mapping[str, int]) -> dict[str, int]:
     return {
         name: n
         for name, n in add.items()
-        if (split := counters.split_breakdown(name)) is None or split[1] not in counters.OPEN_ENDED
+        if (split := counters.split_breakdown(name)) is None or split[1] not in OPEN_ENDED
     }

@@ -3,7 +3,7 @@
 Each post active that Day (its ``DAY#{day}`` markers) is recounted from its raw events, and
 its artist and the site from the same events. Then, for every target (post, artist, site)
 with any stored look that Day, in an order that any crash can resume from (the format:
-``chalicelib/storage/closed.py``, docs/adr/0008-closed-pieces.md):
+``chalicelib/storage/aggregates/closed.py``, docs/adr/0008-closed-pieces.md):
 
 1. its level-0 piece ``B0#{day}`` (breakdowns without hours, sketches of its Visitors);
 2. its row in the series chunk ``S#{chunk}`` (totals, exact uniques, hours, first/last);
@@ -31,13 +31,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from chalicelib.clock import Clock
+from chalicelib.days import day_of
 from chalicelib.errors import VTSError
 from chalicelib.model import ViewEvent
 from chalicelib.netcap import Caps, within_caps
 from chalicelib.rollup import counters
 from chalicelib.rollup.counters import Tally
 from chalicelib.rollup.status import watermark_age_emf
-from chalicelib.storage import closed, keys
+from chalicelib.storage.aggregates import closed, layout
 from chalicelib.storage.ports import AggregateStore, EventStore
 from chalicelib.storage.tables import RANK_ROW_ATTRIBUTES
 
@@ -173,7 +174,7 @@ def days_between(first: str, last: str) -> list[str]:
 
 def last_finished_day(now: datetime, grace_s: int) -> str:
     """The newest Day whose end lies ``grace_s`` or more in the past."""
-    running = date.fromisoformat(keys.day_of(now - timedelta(seconds=grace_s)))
+    running = date.fromisoformat(day_of(now - timedelta(seconds=grace_s)))
     return (running - timedelta(days=1)).isoformat()
 
 
@@ -217,11 +218,11 @@ class DayCloser:
     def _first_day(self, now: datetime, last: str) -> str:
         """Before the first close: the first Day with live counters (every counted look
         makes a site Day), but none older than raw events live; else just ``last``."""
-        site = self._store.query_range(keys.SITE_AGGREGATE_PK, keys.day_sk(""), keys.day_sk("~"))
+        site = self._store.query_range(layout.SITE_AGGREGATE_PK, layout.day_sk(""), layout.day_sk("~"))
         if not site:
             return last
-        earliest = keys.day_of_aggregate_sk(str(site[0]["sk"]))
-        return max(earliest, keys.day_of(now - timedelta(days=self._ttl_days)))
+        earliest = layout.day_of_aggregate_sk(str(site[0]["sk"]))
+        return max(earliest, day_of(now - timedelta(days=self._ttl_days)))
 
     # ---- the run ------------------------------------------------------------------------------
 
@@ -267,12 +268,12 @@ class DayCloser:
         deadline: float = float("inf"),
     ) -> None:
         report = report if report is not None else CloseReport()
-        markers = self._store.query_range(keys.marker_pk(day), "P#", "P#~")
-        posts = sorted({keys.post_of_marker_sk(str(m["sk"])) for m in markers})
+        markers = self._store.query_range(layout.marker_pk(day), "P#", "P#~")
+        posts = sorted({layout.post_of_marker_sk(str(m["sk"])) for m in markers})
         recounts: dict[str, Recount] = {}
-        site = recounts[keys.SITE_AGGREGATE_PK] = Recount()
-        post_pks = [keys.post_aggregate_pk(p) for p in posts]
-        live = self._store.get_items((pk, keys.day_sk(day)) for pk in post_pks)
+        site = recounts[layout.SITE_AGGREGATE_PK] = Recount()
+        post_pks = [layout.post_aggregate_pk(p) for p in posts]
+        live = self._store.get_items((pk, layout.day_sk(day)) for pk in post_pks)
         for post_id, pk in zip(posts, post_pks, strict=True):
             self._check(deadline)
             found = list(self._events.day_events(post_id, day))
@@ -282,9 +283,9 @@ class DayCloser:
             recount = recounts[pk] = Recount()
             for event in found:
                 recount.add(event)
-                recounts.setdefault(keys.artist_aggregate_pk(event.owner_id), Recount()).add(event)
+                recounts.setdefault(layout.artist_aggregate_pk(event.owner_id), Recount()).add(event)
                 site.add(event)
-            if not found and (item := live.get((pk, keys.day_sk(day)))):
+            if not found and (item := live.get((pk, layout.day_sk(day)))):
                 self._from_live(pk, item, recounts)
         report.posts += len(posts)
         # Posts first, then artists and the site.
@@ -297,7 +298,7 @@ class DayCloser:
         self._check(deadline)
         report.writes += self._write_series(day, targets, recounts)
         self._check(deadline)
-        totals = self._store.get_items((pk, keys.TOTAL_SK) for pk in targets)
+        totals = self._store.get_items((pk, layout.TOTAL_SK) for pk in targets)
         report.writes += self._write_blocks(number, targets, pieces, totals)
         self._check(deadline)
         report.writes += self._add_to_totals(day, targets, recounts, totals)
@@ -314,9 +315,9 @@ class DayCloser:
             last_at=item.get("last_at"),
             owner=item.get("owner"),
         )
-        targets = [recounts[pk], recounts[keys.SITE_AGGREGATE_PK]]
+        targets = [recounts[pk], recounts[layout.SITE_AGGREGATE_PK]]
         if tally.owner:
-            targets.append(recounts.setdefault(keys.artist_aggregate_pk(tally.owner), Recount()))
+            targets.append(recounts.setdefault(layout.artist_aggregate_pk(tally.owner), Recount()))
         for target in targets:
             target.tally.merge(tally)
             target.unnamed += int(tally.counts["v"])
@@ -340,7 +341,7 @@ class DayCloser:
         """Each target's chunk takes the Day's row: read, replace the row, write back only
         if ``rev`` is unchanged (two Days of one chunk may be written by different runs)."""
         start = closed.chunk_start(day)
-        sk = keys.series_sk(start)
+        sk = layout.series_sk(start)
         writes = 0
         pending = list(targets)
         for _ in range(_RACE_RETRIES):
@@ -376,7 +377,7 @@ class DayCloser:
         read (with the blocks already stored, to skip equal ones) in one batch read."""
         plans: dict[str, tuple[closed.Activity, list[tuple[int, int]]]] = {}
         for pk in targets:
-            active = closed.Activity.from_item(totals.get((pk, keys.TOTAL_SK))).with_day(number)
+            active = closed.Activity.from_item(totals.get((pk, layout.TOTAL_SK))).with_day(number)
             blocks = closed.to_build(number, active)
             if blocks:
                 plans[pk] = (active, blocks)
@@ -420,7 +421,7 @@ class DayCloser:
         written only if ``thru`` is still what was read. ``totals`` ends up current."""
         writes = 0
         for pk in targets:
-            key = (pk, keys.TOTAL_SK)
+            key = (pk, layout.TOTAL_SK)
             for _ in range(_RACE_RETRIES):
                 old = totals.get(key)
                 if old is not None and str(old.get("thru", "")) >= day:
@@ -440,13 +441,13 @@ class DayCloser:
         listing row the index projects: ``tables.RANK_ROW_ATTRIBUTES``)."""
         wanted: list[dict[str, Any]] = []
         for pk in targets:
-            total = totals.get((pk, keys.TOTAL_SK))
+            total = totals.get((pk, layout.TOTAL_SK))
             if counters.is_post(pk) and total and total.get("owner"):
-                gpk = keys.artist_aggregate_pk(str(total["owner"]))
-                rank = {"pk": pk, "sk": keys.RANK_SK, "gpk": gpk, "v": int(total["v"])}
+                gpk = layout.artist_aggregate_pk(str(total["owner"]))
+                rank = {"pk": pk, "sk": layout.RANK_SK, "gpk": gpk, "v": int(total["v"])}
                 rank.update({k: total[k] for k in RANK_ROW_ATTRIBUTES if k in total})
                 wanted.append(rank)
-        existing = self._store.get_items((str(r["pk"]), keys.RANK_SK) for r in wanted)
+        existing = self._store.get_items((str(r["pk"]), layout.RANK_SK) for r in wanted)
         return self._put_changed(wanted, existing)
 
 
@@ -457,7 +458,7 @@ def total_with_day(
     the Day (Days close in order, so the newest), ``thru`` and the activity bitmap."""
     old = old or {}
     active = closed.Activity.from_item(old).with_day(closed.day_number(day))
-    item: dict[str, Any] = {"pk": pk, "sk": keys.TOTAL_SK}
+    item: dict[str, Any] = {"pk": pk, "sk": layout.TOTAL_SK}
     for measure in counters.MEASURES:
         n = int(old.get(measure, 0)) + int(tally.counts[measure])
         if n or measure == "v":  # every TOTAL has `v` (0 with only Impressions)

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.days import iso
 from chalicelib.model import ViewEvent
-from chalicelib.storage import closed, codec, keys
+from chalicelib.storage import keys
+from chalicelib.storage.aggregates import layout
 from chalicelib.storage.ports import CounterUpdate
 
 MEASURES = ("v", "i", "av", "ai")
@@ -24,7 +26,7 @@ UNKNOWN_COUNTRY = "??"
 NO_CHANNEL = "-"
 # Dimensions whose values are open-ended (any token, any domain): the first dropped from a
 # full live item; their tail adds up under OTHER, in live items as in closed pieces.
-OPEN_ENDED, OTHER = closed.OPEN_ENDED, closed.OTHER
+from chalicelib.counts import OPEN_ENDED, OTHER  # noqa: E402
 
 Entity = str  # an aggregate partition: P#{post}, A#{artist} or SITE
 
@@ -64,7 +66,7 @@ class Tally:
 
     def add(self, event: ViewEvent) -> None:
         self.counts.update(event_counts(event))
-        at = codec.iso(event.occurred_at)
+        at = iso(event.occurred_at)
         if at >= self.latest_at:
             self.latest_at, self.owner = at, event.owner_id
         if event.intent == "view":
@@ -87,9 +89,9 @@ DayTallies = dict[tuple[Entity, str], Tally]
 def entities(event: ViewEvent) -> tuple[Entity, Entity, Entity]:
     """The items one look counts in: its post, its artist (the owner then), the site."""
     return (
-        keys.post_aggregate_pk(event.post_id),
-        keys.artist_aggregate_pk(event.owner_id),
-        keys.SITE_AGGREGATE_PK,
+        layout.post_aggregate_pk(event.post_id),
+        layout.artist_aggregate_pk(event.owner_id),
+        layout.SITE_AGGREGATE_PK,
     )
 
 
@@ -121,7 +123,7 @@ def day_updates(tallies: DayTallies, ttl_days: int) -> list[CounterUpdate]:
             keep["first_at"] = tally.first_at
         updates.append(
             CounterUpdate(
-                pk=entity, sk=keys.day_sk(day), add=dict(tally.counts), set=sets, set_if_absent=keep
+                pk=entity, sk=layout.day_sk(day), add=dict(tally.counts), set=sets, set_if_absent=keep
             )
         )
     return updates

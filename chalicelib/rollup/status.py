@@ -10,7 +10,8 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from chalicelib.storage import codec, keys
+from chalicelib.days import day_of, parse_iso
+from chalicelib.storage.aggregates import layout
 from chalicelib.storage.ports import AggregateStore
 
 _OPEN_DAYS_SHOWN = 40
@@ -18,14 +19,14 @@ _OPEN_DAYS_SHOWN = 40
 
 def pump_state(store: AggregateStore) -> dict[str, Any]:
     """The ``PUMP``/``STATE`` item the stream handler keeps (empty before its first batch)."""
-    key = keys.pump_state_key()
+    key = layout.pump_state_key()
     return store.get_items([key]).get(key) or {}
 
 
 def live_as_of(store: AggregateStore) -> datetime | None:
     """The newest look the live counters are known to include."""
     last = pump_state(store).get("last_event_at")
-    return codec.parse_iso(str(last)) if last else None
+    return parse_iso(str(last)) if last else None
 
 
 def day_end(day: str) -> datetime:
@@ -34,7 +35,7 @@ def day_end(day: str) -> datetime:
 
 def rollup_status(store: AggregateStore, now: datetime) -> dict[str, Any]:
     watermark = store.get_watermark()
-    today = date.fromisoformat(keys.day_of(now))
+    today = date.fromisoformat(day_of(now))
     open_days: list[str] | None = None
     if watermark is not None:
         first = date.fromisoformat(watermark) + timedelta(days=1)
@@ -49,7 +50,7 @@ def rollup_status(store: AggregateStore, now: datetime) -> dict[str, Any]:
     stream["lag_s"] = round(int(state["lag_ms"]) / 1000, 3) if "lag_ms" in state else None
     processed = state.get("processed_at")
     stream["idle_s"] = (
-        round((now - codec.parse_iso(str(processed))).total_seconds(), 3) if processed else None
+        round((now - parse_iso(str(processed))).total_seconds(), 3) if processed else None
     )
     return {
         "watermark": watermark,

@@ -1,7 +1,7 @@
 """The stats runner: read one target's closed and open Days, spread them over the asked
 local dates, zero-fill the series and build PostStats / ArtistStats / SiteStats (DESIGN §3).
 
-A request reads, whatever the number of Views (docs/stats.md, storage/closed.py):
+A request reads, whatever the number of Views (docs/stats.md, storage/aggregates/closed.py):
 
 1. one batch read: the target's ``TOTAL`` (its activity bitmap says which closed Days have
    items, so nothing is asked for that does not exist), the close watermark and the
@@ -26,12 +26,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from chalicelib.clock import Clock
+from chalicelib.counts import OTHER
+from chalicelib.days import iso, parse_iso
 from chalicelib.stats import sketches
 from chalicelib.stats.counters import DayCounters, day_counters
 from chalicelib.stats.query import StatsQuery
-from chalicelib.storage import closed, keys
-from chalicelib.storage.closed import Activity, DayRow, Piece
-from chalicelib.storage.codec import iso, parse_iso
+from chalicelib.storage.aggregates import closed, layout
+from chalicelib.storage.aggregates.closed import Activity, DayRow, Piece
 from chalicelib.storage.ports import AggregateStore
 
 Kind = Literal["post", "artist", "site"]
@@ -51,7 +52,7 @@ REPORTED = (
     ("referrer", "r"),
 )
 # The value under which a piece sums the long tail of an open-ended breakdown.
-CAPPED_TAIL = closed.OTHER
+CAPPED_TAIL = OTHER
 # An hour bucket with no hour counters at all is placed at midday UTC of its Day.
 FALLBACK_HOUR = 12
 # Open Days read by key in the pieces' batch read up to this many (today, and yesterday
@@ -504,9 +505,9 @@ class StatsRunner:
         figures per Day (no breakdowns of closed Days, no sketches)."""
         pk, utc_days = target.pk, query.utc_days()
         total_key, mark_key, pump_key = (
-            (pk, keys.TOTAL_SK),
-            keys.watermark_key(),
-            keys.pump_state_key(),
+            (pk, layout.TOTAL_SK),
+            layout.watermark_key(),
+            layout.pump_state_key(),
         )
         found = self._aggregates.get_items([total_key, mark_key, pump_key])
         mark = (found.get(mark_key) or {}).get("day")
@@ -533,14 +534,14 @@ class StatsRunner:
                 ]
             piece_keys += [closed.piece_key(pk, 0, closed.day_number(d)) for d in sorted(cut)]
         live_keys = (
-            [(pk, keys.day_sk(d)) for d in open_days] if len(open_days) <= BATCHED_OPEN_DAYS else []
+            [(pk, layout.day_sk(d)) for d in open_days] if len(open_days) <= BATCHED_OPEN_DAYS else []
         )
         got = self._aggregates.get_items(piece_keys + live_keys) if piece_keys or live_keys else {}
         if live_keys:
             live = [got[key] for key in live_keys if key in got]
         elif open_days:
             live = self._aggregates.query_range(
-                pk, keys.day_sk(open_days[0]), keys.day_sk(open_days[-1])
+                pk, layout.day_sk(open_days[0]), layout.day_sk(open_days[-1])
             )
         else:
             live = []
@@ -559,7 +560,7 @@ class StatsRunner:
             else:
                 reading.interior.append(piece)
         for item in live:
-            name = keys.day_of_aggregate_sk(str(item["sk"]))
+            name = layout.day_of_aggregate_sk(str(item["sk"]))
             days[name] = day_counters(name, item)
         reading.days = [days[name] for name in sorted(days)]
         return reading
@@ -570,7 +571,7 @@ class StatsRunner:
             return {}
         first, last = closed.chunk_start(days[0]), closed.chunk_start(days[-1])
         rows: dict[str, DayRow] = {}
-        for item in self._aggregates.query_range(pk, keys.series_sk(first), keys.series_sk(last)):
+        for item in self._aggregates.query_range(pk, layout.series_sk(first), layout.series_sk(last)):
             rows.update(closed.series_rows(item))
         wanted = set(days)
         return {name: row for name, row in rows.items() if name in wanted}

@@ -17,7 +17,7 @@ from chalicelib.stats import access
 from chalicelib.stats.csv import daily_csv
 from chalicelib.stats.query import StatsQuery, parse_page, parse_range
 from chalicelib.stats.runner import StatsRunner, Target
-from chalicelib.storage import closed, keys
+from chalicelib.storage.aggregates import closed, layout
 from chalicelib.storage.ports import AggregateStore
 
 TOP_POSTS = 5
@@ -30,7 +30,7 @@ def post_row(item: Mapping[str, Any]) -> dict[str, Any]:
     """One post's lifetime counters as of the last close (a ``P#{post}``/``TOTAL`` item)
     as a listing row."""
     return {
-        "post_id": keys.post_of_aggregate_pk(str(item["pk"])),
+        "post_id": layout.post_of_aggregate_pk(str(item["pk"])),
         "views": int(item.get("v", 0)),
         "impressions": int(item.get("i", 0)),
         "first_view_at": item.get("first_at"),
@@ -73,7 +73,7 @@ class StatsService:
         post_id = parse_post_id(post_text)
         query = parse_range(params, self._clock.now())
         self._readable_post(claims, post_id)
-        target = Target("post", keys.post_aggregate_pk(post_id))
+        target = Target("post", layout.post_aggregate_pk(post_id))
         return {"post_id": post_id, **self.runner.stats(target, query)}
 
     def post_csv(self, claims: Claims | None, post_text: str, params: Params) -> tuple[str, str]:
@@ -82,7 +82,7 @@ class StatsService:
         post_id = parse_post_id(post_text)
         query = parse_range(params, self._clock.now())
         self._readable_post(claims, post_id)
-        daily = self.runner.daily(Target("post", keys.post_aggregate_pk(post_id)), query)
+        daily = self.runner.daily(Target("post", layout.post_aggregate_pk(post_id)), query)
         name = f"post-{post_id}-{query.first.isoformat()}-{query.last.isoformat()}.csv"
         return daily_csv(daily["everyone"]["daily"], daily["signed_in"]["daily"]), name
 
@@ -93,12 +93,12 @@ class StatsService:
         post_id = parse_post_id(post_text)
         if self._posts.get(post_id) is None:
             raise NotFound(f"post {post_id} is not registered", code="unknown_post")
-        pk = keys.post_aggregate_pk(post_id)
-        key = (pk, keys.TOTAL_SK)
+        pk = layout.post_aggregate_pk(post_id)
+        key = (pk, layout.TOTAL_SK)
         total = self._aggregates.get_items([key]).get(key) or {}
         thru = total.get("thru")
         after = closed.day_name(closed.day_number(str(thru)) + 1) if thru else ""
-        live = self._aggregates.query_range(pk, keys.day_sk(after), keys.day_sk("~"))
+        live = self._aggregates.query_range(pk, layout.day_sk(after), layout.day_sk("~"))
         views = int(total.get("v", 0)) + sum(int(item.get("v", 0)) for item in live)
         return {"post_id": post_id, "views": views}
 
@@ -107,8 +107,8 @@ class StatsService:
     def artist_stats(self, claims: Claims | None, artist_id: str, params: Params) -> dict[str, Any]:
         access.check_artist(claims, check_artist_id(artist_id))
         query = parse_range(params, self._clock.now())
-        stats = self.runner.stats(Target("artist", keys.artist_aggregate_pk(artist_id)), query)
-        counter_key = keys.artist_posts_key(artist_id)
+        stats = self.runner.stats(Target("artist", layout.artist_aggregate_pk(artist_id)), query)
+        counter_key = layout.artist_posts_key(artist_id)
         total = self._aggregates.get_items([counter_key]).get(counter_key) or {}
         top, _ = self._aggregates.query_artist_posts(artist_id, TOP_POSTS, None)
         return {
@@ -132,4 +132,4 @@ class StatsService:
     def site_stats(self, claims: Claims | None, params: Params) -> dict[str, Any]:
         access.check_site(claims)
         query: StatsQuery = parse_range(params, self._clock.now())
-        return {"site": True, **self.runner.stats(Target("site", keys.SITE_AGGREGATE_PK), query)}
+        return {"site": True, **self.runner.stats(Target("site", layout.SITE_AGGREGATE_PK), query)}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
+from chalicelib.days import iso, parse_iso
 from chalicelib.model import Intent, PlayerRecord, PostRecord, Source, ViewEvent
 from chalicelib.storage import keys
 from chalicelib.storage.tables import TTL_ATTRIBUTE
@@ -32,14 +32,6 @@ _EVENT_OPTIONAL = {
     "timezone": "tz",
     "net": "net",
 }
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def to_typed(item: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.errors import StorageUnavailable
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
 from chalicelib.storage import codec, gate, keys
-from chalicelib.storage.ports import Admission
+from chalicelib.storage.ports import Admission, GateClaim
 
 T = TypeVar("T")
 
@@ -46,6 +47,30 @@ def guarded(call: Callable[[], T]) -> T:
         raise StorageUnavailable(f"DynamoDB unreachable: {type(error).__name__}") from error
 
 
+@dataclass(frozen=True)
+class ConditionalWrite:
+    """What became of one conditional write (``conditional_write``)."""
+
+    applied: bool  # its ConditionExpression held, so DynamoDB made the write
+    # Applied: DynamoDB's answer (with ``Attributes`` when the call asked for ReturnValues).
+    answer: dict[str, Any] = field(default_factory=dict)
+    # Refused: the item as it was, typed, when the call asked for
+    # ``ReturnValuesOnConditionCheckFailure="ALL_OLD"`` and the item existed; else {}.
+    old_item: dict[str, Any] = field(default_factory=dict)
+
+
+def conditional_write(call: Callable[[], dict[str, Any]]) -> ConditionalWrite:
+    """Run one write carrying a ``ConditionExpression`` (put, update or delete) through
+    ``guarded``. A failed condition is an answer, not an error: ``applied`` is False, with
+    the ``old_item`` DynamoDB returned. Any other error raises as from ``guarded``."""
+    try:
+        return ConditionalWrite(applied=True, answer=guarded(call))
+    except ClientError as error:
+        if not is_conditional_failure(error):
+            raise
+        return ConditionalWrite(applied=False, old_item=error.response.get("Item") or {})
+
+
 class DynamoEventStore:
     def __init__(self, client: Any, table: str, ttl_days: int) -> None:
         self._client = client
@@ -54,19 +79,14 @@ class DynamoEventStore:
 
     def put_view(self, event: ViewEvent) -> bool:
         item = codec.to_typed(codec.event_item(event, self._ttl_days))
-        try:
-            guarded(
-                lambda: self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
+        written = conditional_write(
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        )
+        return written.applied
 
     def put_impression(self, event: ViewEvent) -> None:
         item = codec.to_typed(codec.event_item(event, self._ttl_days))
@@ -154,24 +174,20 @@ class DynamoRegistry:
             condition += " OR tok = :tok"
             update += ", tok = :tok"
             values[":tok"] = {"S": token}
-        try:
-            guarded(
-                lambda: self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+        written = conditional_write(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as error:
-            if not is_conditional_failure(error):
-                raise
-            old = error.response.get("Item") or {}
-            held_ms = int(old.get("until_ms", {}).get("N", until_ms))
-            return max(0.0, (held_ms - now_ms) / 1000)
-        return None
+        )
+        if written.applied:
+            return None
+        held_ms = int(written.old_item.get("until_ms", {}).get("N", until_ms))
+        return max(0.0, (held_ms - now_ms) / 1000)
 
     def mark_once(
         self, scope: str, subject: str, ttl_s: int, now: datetime, token: str | None = None
@@ -191,138 +207,93 @@ class DynamoRegistry:
             item["tok"] = {"S": token}
             condition += " OR tok = :tok"
             values[":tok"] = {"S": token}
-        try:
-            guarded(
-                lambda: self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                )
+        written = conditional_write(
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        )
+        return written.applied
 
-    def admit(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        now: datetime,
-        token: str | None = None,
-        *,
-        unless_marked: bool = True,
-    ) -> Admission:
-        size = gate.checked_ring_size(interval_s, window_s)
-        now_ms = int(now.timestamp() * 1000)
-        index = gate.ring_index(now_ms, interval_s, size)
+    def admit(self, claim: GateClaim, *, unless_marked: bool = True) -> Admission:
+        size = gate.checked_ring_size(claim)
+        now_ms = claim.now_ms
+        index = gate.ring_index(claim, size)
         values: dict[str, Any] = {
             ":now": {"N": str(now_ms)},
-            ":until": {"N": str(now_ms + interval_s * 1000)},
-            ":m": {"S": gate.message_digest(message)},
-            ":u": {"N": str(now_ms + window_s * 1000)},
-            ":tag": {"S": gate.token_tag(token)},
-            ":exp": {"N": str(gate.expires_at(now_ms, interval_s, window_s))},
+            ":until": {"N": str(now_ms + claim.interval_s * 1000)},
+            ":m": {"S": gate.message_digest(claim.message)},
+            ":u": {"N": str(now_ms + claim.window_s * 1000)},
+            ":tag": {"S": gate.token_tag(claim.token)},
+            ":exp": {"N": str(gate.expires_at(claim))},
         }
         # TTL deletion lags: an expired slot or ring entry is free whether or not it is gone.
         slot = "attribute_not_exists(until_ms) OR until_ms <= :now"
         update = f"SET until_ms = :until, m{index} = :m, u{index} = :u, t{index} = :tag"
         update += ", expires_at = :exp"
-        if token is None:
+        if claim.token is None:
             update += " REMOVE tok"
             other = ""
         else:
             slot += " OR tok = :tok"
             update += ", tok = :tok"
-            values[":tok"] = {"S": token}
+            values[":tok"] = {"S": claim.token}
             other = " AND t{i} <> :tag"
         clauses = [f"({slot})"]
         if unless_marked:
             clauses.append("(attribute_not_exists(mu) OR mu <= :now)")
         clauses += [f"NOT (m{i} = :m AND u{i} > :now{other.format(i=i)})" for i in range(size)]
-        pk, sk = keys.rate_key(scope, subject)
-        try:
-            guarded(
-                lambda: self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                    UpdateExpression=update,
-                    ConditionExpression=" AND ".join(clauses),
-                    ExpressionAttributeValues=values,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            )
-        except ClientError as error:
-            if not is_conditional_failure(error):
-                raise
-            old = codec.from_typed(error.response.get("Item") or {})
-            return gate.read(old, message, now_ms, token, size)
-        return Admission(admitted=True)
-
-    def peek_gate(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        now: datetime,
-        token: str | None = None,
-    ) -> Admission:
-        size = gate.checked_ring_size(interval_s, window_s)
-        pk, sk = keys.rate_key(scope, subject)
-        answer = guarded(
-            lambda: self._client.get_item(
+        written = conditional_write(
+            lambda: self._client.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                ConsistentRead=True,
+                Key=self._gate_key(claim),
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(clauses),
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         )
-        item = codec.from_typed(answer.get("Item") or {})
-        return gate.read(item, message, int(now.timestamp() * 1000), token, size)
+        if written.applied:
+            return Admission(admitted=True)
+        return gate.read(codec.from_typed(written.old_item), claim, size)
 
-    def note_marked(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        until_ms: int,
-        now: datetime,
-        token: str | None = None,
-    ) -> Admission:
-        size = gate.checked_ring_size(interval_s, window_s)
-        now_ms = int(now.timestamp() * 1000)
-        pk, sk = keys.rate_key(scope, subject)
-        expires = max(gate.expires_at(now_ms, interval_s, window_s), until_ms // 1000 + 61)
-        try:
-            answer = guarded(
-                lambda: self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                    UpdateExpression="SET mu = :mu, expires_at = :exp",
-                    # Never lower it: another container may have noted a later marker.
-                    ConditionExpression="attribute_not_exists(mu) OR mu < :mu",
-                    ExpressionAttributeValues={
-                        ":mu": {"N": str(until_ms)},
-                        ":exp": {"N": str(expires)},
-                    },
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
+    def peek_gate(self, claim: GateClaim) -> Admission:
+        size = gate.checked_ring_size(claim)
+        answer = guarded(
+            lambda: self._client.get_item(
+                TableName=self._table, Key=self._gate_key(claim), ConsistentRead=True
             )
-            item = answer.get("Attributes") or {}
-        except ClientError as error:
-            if not is_conditional_failure(error):
-                raise
-            item = error.response.get("Item") or {}
-        return gate.read(codec.from_typed(item), message, now_ms, token, size)
+        )
+        return gate.read(codec.from_typed(answer.get("Item") or {}), claim, size)
+
+    def note_marked(self, claim: GateClaim, until_ms: int) -> Admission:
+        size = gate.checked_ring_size(claim)
+        expires = max(gate.expires_at(claim), until_ms // 1000 + 61)
+        written = conditional_write(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=self._gate_key(claim),
+                UpdateExpression="SET mu = :mu, expires_at = :exp",
+                # Never lower it: another container may have noted a later marker.
+                ConditionExpression="attribute_not_exists(mu) OR mu < :mu",
+                ExpressionAttributeValues={
+                    ":mu": {"N": str(until_ms)},
+                    ":exp": {"N": str(expires)},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        )
+        # The gate as this call left it: the new item when raised, else the item as it was.
+        item = (written.answer.get("Attributes") or {}) if written.applied else written.old_item
+        return gate.read(codec.from_typed(item), claim, size)
+
+    @staticmethod
+    def _gate_key(claim: GateClaim) -> dict[str, Any]:
+        pk, sk = keys.rate_key(claim.scope, claim.subject)
+        return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
 class DynamoDropStore:
@@ -354,22 +325,18 @@ class DynamoDropStore:
         names = {f"#f{i}": f"r_{name}" for i, name in enumerate(fields)}
         values = {f":v{i}": {"S": str(value)} for i, value in enumerate(fields.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
-        try:
-            # An update (not a put): the same write the drop counters already make.
-            guarded(
-                lambda: self._client.update_item(
-                    TableName=self._table,
-                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
-                    UpdateExpression=f"SET {assignments}",
-                    ConditionExpression="attribute_not_exists(#f0) OR #f0 < :v0",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
+        # An update (not a put): the same write the drop counters already make. Refused when
+        # another container kept a later report: nothing more to do.
+        conditional_write(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression=f"SET {assignments}",
+                ConditionExpression="attribute_not_exists(#f0) OR #f0 < :v0",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
-        except ClientError as error:
-            if not is_conditional_failure(error):
-                raise
-            # Another container kept a later one.
+        )
 
     def last_report(self) -> dict[str, str] | None:
         pk, sk = keys.last_player_report_key()

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.storage.ports import GATE_MAX_RING, Admission
+from chalicelib.storage.ports import GATE_MAX_RING, Admission, GateClaim
 
 UNTAGGED = "-"
 
@@ -33,15 +33,17 @@ def ring_size(interval_s: int, window_s: int) -> int | None:
     return size if size <= GATE_MAX_RING else None
 
 
-def checked_ring_size(interval_s: int, window_s: int) -> int:
-    size = ring_size(interval_s, window_s)
+def checked_ring_size(claim: GateClaim) -> int:
+    size = ring_size(claim.interval_s, claim.window_s)
     if size is None:
-        raise ValueError(f"no gate for a {interval_s} s interval and a {window_s} s window")
+        raise ValueError(
+            f"no gate for a {claim.interval_s} s interval and a {claim.window_s} s window"
+        )
     return size
 
 
-def ring_index(now_ms: int, interval_s: int, size: int) -> int:
-    return (now_ms // (interval_s * 1000)) % size
+def ring_index(claim: GateClaim, size: int) -> int:
+    return (claim.now_ms // (claim.interval_s * 1000)) % size
 
 
 def _digest(text: str, size: int) -> str:
@@ -58,16 +60,15 @@ def token_tag(token: str | None) -> str:
     return UNTAGGED if token is None else _digest(token, 6)
 
 
-def expires_at(now_ms: int, interval_s: int, window_s: int) -> int:
+def expires_at(claim: GateClaim) -> int:
     # Past every end this write or an earlier one set (markers are noted up to 2 windows on).
-    return math.ceil(now_ms / 1000) + max(interval_s, 2 * window_s) + 60
+    return math.ceil(claim.now_ms / 1000) + max(claim.interval_s, 2 * claim.window_s) + 60
 
 
-def read(
-    item: Mapping[str, Any], message: str, now_ms: int, token: str | None, size: int
-) -> Admission:
+def read(item: Mapping[str, Any], claim: GateClaim, size: int) -> Admission:
     """What a refused claim learns from the gate as it was (plain item: ints and strs)."""
-    digest, tag = message_digest(message), token_tag(token)
+    now_ms, token = claim.now_ms, claim.token
+    digest, tag = message_digest(claim.message), token_tag(token)
     repeat = any(
         item.get(f"m{i}") == digest
         and int(item.get(f"u{i}", 0)) > now_ms

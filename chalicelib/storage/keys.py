@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from chalicelib.days import day_of as day_of  # TRANSITIONAL re-export
+
 DAY_S = 86_400
-
-
-def day_of(at: datetime) -> str:
-    """The UTC Day (``YYYY-MM-DD``) an instant falls in."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def epoch_s(at: datetime) -> int:
@@ -122,7 +119,7 @@ def artist_posts_key(artist_id: str) -> tuple[str, str]:
 
 
 def series_sk(chunk_start: str) -> str:
-    """A series chunk: the small per-Day figures of 8 aligned closed Days (storage/closed.py)."""
+    """A series chunk: the small per-Day figures of 8 aligned closed Days (storage/aggregates/closed.py)."""
     return f"S#{chunk_start}"
 
 

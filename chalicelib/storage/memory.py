@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
 from chalicelib.storage import codec, gate, keys
-from chalicelib.storage.ports import Admission
+from chalicelib.storage.ports import Admission, GateClaim
 
 
 class MemoryEventStore:
@@ -102,71 +102,40 @@ class MemoryRegistry:
             self._once[(scope, subject)] = (now_ms + ttl_s * 1000, token)
         return True
 
-    def admit(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        now: datetime,
-        token: str | None = None,
-        *,
-        unless_marked: bool = True,
-    ) -> Admission:
-        size = gate.checked_ring_size(interval_s, window_s)
-        now_ms = int(now.timestamp() * 1000)
+    def admit(self, claim: GateClaim, *, unless_marked: bool = True) -> Admission:
+        size = gate.checked_ring_size(claim)
+        now_ms = claim.now_ms
         with self._lock:
-            item = self.rate_items.setdefault((scope, subject), {})
-            found = gate.read(item, message, now_ms, token, size)
+            item = self.rate_items.setdefault((claim.scope, claim.subject), {})
+            found = gate.read(item, claim, size)
             marked = unless_marked and found.marked_until_ms > now_ms
             if found.repeat or found.wait_s is not None or marked:
                 return found
-            index = gate.ring_index(now_ms, interval_s, size)
-            item["until_ms"] = now_ms + interval_s * 1000
-            item[f"m{index}"] = gate.message_digest(message)
-            item[f"u{index}"] = now_ms + window_s * 1000
-            item[f"t{index}"] = gate.token_tag(token)
-            item["expires_at"] = gate.expires_at(now_ms, interval_s, window_s)
-            if token is None:
+            index = gate.ring_index(claim, size)
+            item["until_ms"] = now_ms + claim.interval_s * 1000
+            item[f"m{index}"] = gate.message_digest(claim.message)
+            item[f"u{index}"] = now_ms + claim.window_s * 1000
+            item[f"t{index}"] = gate.token_tag(claim.token)
+            item["expires_at"] = gate.expires_at(claim)
+            if claim.token is None:
                 item.pop("tok", None)
             else:
-                item["tok"] = token
+                item["tok"] = claim.token
         return Admission(admitted=True)
 
-    def peek_gate(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        now: datetime,
-        token: str | None = None,
-    ) -> Admission:
-        size = gate.checked_ring_size(interval_s, window_s)
+    def peek_gate(self, claim: GateClaim) -> Admission:
+        size = gate.checked_ring_size(claim)
         with self._lock:
-            item = dict(self.rate_items.get((scope, subject), {}))
-        return gate.read(item, message, int(now.timestamp() * 1000), token, size)
+            item = dict(self.rate_items.get((claim.scope, claim.subject), {}))
+        return gate.read(item, claim, size)
 
-    def note_marked(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        until_ms: int,
-        now: datetime,
-        token: str | None = None,
-    ) -> Admission:
-        size = gate.checked_ring_size(interval_s, window_s)
-        now_ms = int(now.timestamp() * 1000)
+    def note_marked(self, claim: GateClaim, until_ms: int) -> Admission:
+        size = gate.checked_ring_size(claim)
         with self._lock:
-            item = self.rate_items.setdefault((scope, subject), {})
+            item = self.rate_items.setdefault((claim.scope, claim.subject), {})
             if int(item.get("mu", 0)) < until_ms:
                 item["mu"] = until_ms
-            return gate.read(item, message, now_ms, token, size)
+            return gate.read(item, claim, size)
 
 
 class MemoryDropStore:

@@ -67,63 +67,51 @@ class Registry(Protocol):
         """
         ...
 
-    def admit(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        now: datetime,
-        token: str | None = None,
-        *,
-        unless_marked: bool = True,
-    ) -> Admission:
-        """One conditional write on ``subject``'s gate: take its rate slot (as ``take_slot``)
-        and note ``message`` as admitted for ``window_s`` (layout: storage/gate.py).
+    def admit(self, claim: GateClaim, *, unless_marked: bool = True) -> Admission:
+        """One conditional write on the claim's gate: take its rate slot (as ``take_slot``)
+        and note its message as admitted for ``window_s`` (layout: storage/gate.py).
 
-        Refused, writing nothing, when ``message`` was admitted within its window (``repeat``),
-        the slot is held (``wait_s``), or, with ``unless_marked``, seen-once markers of refused
-        messages may still be live (``marked_until_ms`` > now). A claim with the token of the
-        slot's holder, or of the message's admission, passes that slot or repeat check (a
-        Lambda retry). Needs ``interval_s`` > 0 and ``window_s`` <= (GATE_MAX_RING - 1) *
-        ``interval_s`` (``storage.gate.ring_size``).
+        Refused, writing nothing, when the message was admitted within its window
+        (``repeat``), the slot is held (``wait_s``), or, with ``unless_marked``, seen-once
+        markers of refused messages may still be live (``marked_until_ms`` > now). A claim
+        with the token of the slot's holder, or of the message's admission, passes that slot
+        or repeat check (a Lambda retry). Needs ``interval_s`` > 0 and ``window_s`` <=
+        (GATE_MAX_RING - 1) * ``interval_s`` (``storage.gate.ring_size``).
         """
         ...
 
-    def peek_gate(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        now: datetime,
-        token: str | None = None,
-    ) -> Admission:
+    def peek_gate(self, claim: GateClaim) -> Admission:
         """What ``admit`` would be refused for, read (strongly consistent), never written:
         ``repeat``, ``wait_s`` and ``marked_until_ms`` as the gate holds them now."""
         ...
 
-    def note_marked(
-        self,
-        scope: str,
-        subject: str,
-        message: str,
-        interval_s: int,
-        window_s: int,
-        until_ms: int,
-        now: datetime,
-        token: str | None = None,
-    ) -> Admission:
-        """Raise ``subject``'s gate ``marked_until_ms`` to at least ``until_ms`` (one write) and
-        answer what the gate then holds: ``repeat`` if ``message`` was admitted within its
+    def note_marked(self, claim: GateClaim, until_ms: int) -> Admission:
+        """Raise the claim's gate ``marked_until_ms`` to at least ``until_ms`` (one write) and
+        answer what the gate then holds: ``repeat`` if the message was admitted within its
         window under another token. ``admitted`` is always False."""
         ...
 
 
 # A player gate remembers admitted messages in a ring of at most this many slots (< 1 KB).
 GATE_MAX_RING = 16
+
+
+@dataclass(frozen=True)
+class GateClaim:
+    """A message presented at ``subject``'s gate (``Registry.admit`` and kin): at most one
+    admission per ``interval_s``, and each message admitted once per ``window_s``."""
+
+    scope: str
+    subject: str
+    message: str
+    interval_s: int
+    window_s: int
+    now: datetime
+    token: str | None = None  # the delivery's id: the same token again is a redelivery
+
+    @property
+    def now_ms(self) -> int:
+        return int(self.now.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -153,7 +141,7 @@ class DropStore(Protocol):
 
 class AggregateStore(Protocol):
     """The ``aggregates`` table: live counter items per post/artist/site and Day, the closed
-    Days' series chunks and pieces (storage/closed.py), lifetime totals, the close
+    Days' series chunks and pieces (storage/aggregates/closed.py), lifetime totals, the close
     watermark. Item formats: docs/data-model.md. Binary attributes come back as bytes."""
 
     def add_counters(self, updates: Iterable[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.config import Settings
 from chalicelib.storage.tables import TABLES, create_table_request
 
 
-def physical_names(settings: Settings) -> dict[str, str]:
-    return {
-        "events": settings.events_table,
-        "aggregates": settings.aggregates_table,
-        "registry": settings.registry_table,
-    }
-
-
-def ensure_tables(client: Any, settings: Settings) -> dict[str, str]:
-    """Create any missing table and switch its TTL on. Safe to call again."""
-    names = physical_names(settings)
+def ensure_tables(client: Any, names: Mapping[str, str]) -> None:
+    """Create any missing table of ``names`` (logical name in ``TABLES`` -> physical name,
+    e.g. ``Settings.table_names()``) and switch its TTL on. Safe to call again."""
     for logical, name in names.items():
         try:
             client.create_table(**create_table_request(logical, name))
@@ -34,7 +26,6 @@ def ensure_tables(client: Any, settings: Settings) -> dict[str, str]:
             client.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
             )
-    return names
 
 
 def _ensure_indexes(client: Any, logical: str, name: str) -> None:
@@ -54,6 +45,6 @@ def _ensure_indexes(client: Any, logical: str, name: str) -> None:
         )
 
 
-def stream_arn(client: Any, settings: Settings) -> str:
-    table = client.describe_table(TableName=settings.events_table)["Table"]
+def stream_arn(client: Any, events_table: str) -> str:
+    table = client.describe_table(TableName=events_table)["Table"]
     return str(table["LatestStreamArn"])

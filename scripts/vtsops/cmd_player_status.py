@@ -30,12 +30,12 @@ def register(
 def cmd_player_status(args: argparse.Namespace) -> int:
     from chalicelib.clock import SystemClock
     from chalicelib.config import get_settings
+    from chalicelib.days import day_of
     from chalicelib.errors import VTSError
-    from chalicelib.storage import keys
     from chalicelib.wiring import dynamodb_services
 
     now = SystemClock().now()
-    days = [keys.day_of(now - timedelta(days=n)) for n in range(2)]
+    days = [day_of(now - timedelta(days=n)) for n in range(2)]
     try:
         store = dynamodb_services(get_settings()).drop_store
         last = store.last_report()

@@ -87,7 +87,7 @@ def cmd_close_days(args: argparse.Namespace) -> int:
         now = services.clock.now()
         pending = closer.pending_days(now, args.through)
         if not pending:
-            print(f"nothing to close (watermark {services.aggregates.get_watermark()})")
+            print(f"nothing to close (watermark {services.aggregate_items.get_watermark()})")
             return 0
         with bar(len(pending), f"closing {pending[0]}..{pending[-1]}") as advance:
             report = closer.run(now, args.through, progress=lambda done, _total: advance(done))
@@ -197,7 +197,7 @@ def _replay(trace: Any, endpoint: str, args: argparse.Namespace) -> int:
         drop_flush_s=10,
     )
     services = dynamodb_services(settings, clock=FixedClock(trace.looks[0].at))
-    ensure_tables(services.client, settings)
+    ensure_tables(services.client, settings.table_names())
     print(f"replaying {len(trace.looks)} looks over {len(trace.days)} Day(s) into {endpoint}")
     print(f"   tables {prefix}-{{events,aggregates,registry}}")
     bulk = None
@@ -219,13 +219,13 @@ def _replay(trace: Any, endpoint: str, args: argparse.Namespace) -> int:
         stats = replayer.run(progress=advance)
     elapsed = time.monotonic() - started
     truth = ground_truth(trace, settings.impression_interval_s)
-    problems = compare(services.aggregates, truth, trace.days)
+    problems = compare(services.aggregate_items, truth, trace.days)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items()))
     print(f"recorded in {elapsed:.1f} s: {outcomes}")
     print(
         f"stream: {pump.totals.records} records in {pump.totals.batches} batches "
         f"({pump.totals.failures} failed); {stats.closes} scheduler runs; "
-        f"watermark {services.aggregates.get_watermark()}"
+        f"watermark {services.aggregate_items.get_watermark()}"
     )
     checked = sum(len(truth.day_items(day)) for day in trace.days)
     if problems:

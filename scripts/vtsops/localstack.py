@@ -73,7 +73,8 @@ def main(argv: list[str]) -> int:
         services = _services()
         from chalicelib.storage.provision import ensure_tables
 
-        names = ensure_tables(services.client, services.settings)
+        names = services.settings.table_names()
+        ensure_tables(services.client, names)
         _print(f"   tables: {', '.join(names.values())} at {moto.endpoint}")
         for component in _triggers(services):
             _print(f"== starting {component.name}")

@@ -34,8 +34,9 @@ from chalicelib.errors import NotFound, RateLimited
 from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.ingest.web import WebHit, WebRecorder
 from chalicelib.model import PostRecord, ViewEvent
-from chalicelib.storage import closed, codec
-from chalicelib.storage.aggregates_dynamodb import DynamoAggregateStore
+from chalicelib.storage import codec
+from chalicelib.storage.aggregates import closed
+from chalicelib.storage.aggregates.items_dynamodb import DynamoAggregateStore
 from chalicelib.storage.dynamodb import DynamoEventStore
 from chalicelib.wiring import Services
 

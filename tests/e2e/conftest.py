@@ -114,7 +114,7 @@ def local_api(moto_endpoint: str, built_frontend: Path) -> Iterator[LocalApi]:
     services = api.services()
     from chalicelib.storage.provision import ensure_tables
 
-    ensure_tables(services.client, services.settings)
+    ensure_tables(services.client, services.settings.table_names())
     port = free_port()
     component = ChaliceLocalComponent(port, env, OUTPUT / "e2e-api.log")
     component.start()

@@ -15,9 +15,10 @@ import jwt
 import pytest
 from playwright.sync_api import expect
 
+from chalicelib.days import day_of
 from chalicelib.model import PostRecord
 from chalicelib.registry.posts import POSTS_COUNTER
-from chalicelib.storage import keys
+from chalicelib.storage.aggregates import layout
 from chalicelib.storage.ports import CounterUpdate
 from tests import statsdata
 from tests.conftest import BROWSER_UA
@@ -95,7 +96,7 @@ def test_a_view_sent_from_another_origin_shows_in_the_chart_and_the_totals(
     page.clock.pause_at(start + timedelta(seconds=10))  # time moves only by run_for
     page.goto(f"{base}/artwork.html", wait_until="load")
     page.clock.run_for(2_000)  # the page has been visible for 2 s
-    today = keys.day_of(datetime.now(UTC))
+    today = day_of(datetime.now(UTC))
     wait_until(lambda: list(local_api.services().events.day_events(post, today)), "the View to be stored")
     visitor.close()
 
@@ -134,14 +135,14 @@ def big_artist(local_api: LocalApi) -> str:
     ]
     items += statsdata.total_items(looks)
     services = local_api.services()
-    services.aggregates.put_items(items)
+    services.aggregate_items.put_items(items)
     # Every post registered (one put each), and the artist's post count the registry keeps
     # added once rather than post by post: the same items, a third of the requests.
     registered_at = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     for post in sorted(posts):
         services.registry.put_post(PostRecord(post, artist, registered_at))
-    services.aggregates.add_counters(
-        [CounterUpdate(*keys.artist_posts_key(artist), add={POSTS_COUNTER: len(posts)})]
+    services.aggregate_items.add_counters(
+        [CounterUpdate(*layout.artist_posts_key(artist), add={POSTS_COUNTER: len(posts)})]
     )
     return artist
 

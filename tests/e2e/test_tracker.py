@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.storage import keys
+from chalicelib.days import day_of
 from tests.e2e.conftest import LocalApi, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +72,7 @@ def beacons(page: Any) -> list[dict[str, Any]]:
 
 def stored(api: LocalApi, post_id: int) -> list[Any]:
     """The post's events of today (UTC), straight from the events table."""
-    return list(api.services().events.day_events(post_id, keys.day_of(datetime.now(UTC))))
+    return list(api.services().events.day_events(post_id, day_of(datetime.now(UTC))))
 
 
 def register(api: LocalApi, post_id: int, owner: str = "artist-1") -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.errors import BadRequest
-from chalicelib.storage import closed, keys
+from chalicelib.storage.aggregates import closed, layout
 from chalicelib.storage.ports import AggregateStore, CounterUpdate
 from chalicelib.wiring import dynamodb_services, memory_services
 
@@ -16,13 +16,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(params=["memory", "dynamodb"])
 def store(request: pytest.FixtureRequest) -> AggregateStore:
     if request.param == "memory":
-        return memory_services(Settings()).aggregates
+        return memory_services(Settings()).aggregate_items
     settings: Settings = request.getfixturevalue("aws_env")
-    return dynamodb_services(settings).aggregates
+    return dynamodb_services(settings).aggregate_items
 
 
 def test_counters_add_up_and_sets_apply(store: AggregateStore) -> None:
-    key = keys.post_day_key(7, "2026-11-24")
+    key = layout.post_day_key(7, "2026-11-24")
     first = CounterUpdate(
         *key,
         add={"v": 2, "vc:BR": 2, "i": 0},
@@ -41,7 +41,7 @@ def test_counters_add_up_and_sets_apply(store: AggregateStore) -> None:
 
 
 def test_an_update_past_the_item_size_limit_is_refused_not_raised(store: AggregateStore) -> None:
-    key = keys.post_day_key(2, "2026-11-24")
+    key = layout.post_day_key(2, "2026-11-24")
     big = CounterUpdate(*key, add={"v": 1}, set={"blob": "x" * 300_000})
     bigger = CounterUpdate(*key, add={"v": 1}, set={"blob2": "y" * 200_000})
     # One call each: the DynamoDB adapter sends a call's updates concurrently, in any order.
@@ -69,27 +69,27 @@ def test_days_come_in_order_and_within_bounds(store: AggregateStore) -> None:
     store.put_items([{"pk": "A#x", "sk": f"D#{d}", "v": 1} for d in days])
     store.put_items(
         [
-            {"pk": "A#x", "sk": keys.piece_sk(0, "2026-11-21"), "hll": b"1"},
-            {"pk": "A#x", "sk": keys.series_sk("2026-11-19"), "s": b"1", "rev": 1},
+            {"pk": "A#x", "sk": layout.piece_sk(0, "2026-11-21"), "hll": b"1"},
+            {"pk": "A#x", "sk": layout.series_sk("2026-11-19"), "s": b"1", "rev": 1},
             {"pk": "A#x", "sk": "TOTAL"},
         ]
     )
     store.put_items([{"pk": "A#y", "sk": "D#2026-11-21", "v": 1}])
-    found = store.query_range("A#x", keys.day_sk("2026-11-21"), keys.day_sk("2026-11-25"))
+    found = store.query_range("A#x", layout.day_sk("2026-11-21"), layout.day_sk("2026-11-25"))
     assert [i["sk"] for i in found] == ["D#2026-11-21", "D#2026-11-22", "D#2026-11-25"]
-    markers = [{"pk": keys.marker_pk("2026-11-21"), "sk": f"P#{n}", "own": "a"} for n in range(30)]
+    markers = [{"pk": layout.marker_pk("2026-11-21"), "sk": f"P#{n}", "own": "a"} for n in range(30)]
     store.put_items(markers)
-    listed = store.query_range(keys.marker_pk("2026-11-21"), "P#", "P#~")
-    assert sorted(keys.post_of_marker_sk(str(m["sk"])) for m in listed) == list(range(30))
+    listed = store.query_range(layout.marker_pk("2026-11-21"), "P#", "P#~")
+    assert sorted(layout.post_of_marker_sk(str(m["sk"])) for m in listed) == list(range(30))
 
 
 def test_an_artist_s_posts_page_by_views(store: AggregateStore) -> None:
     views = {1: 50, 2: 10, 3: 70, 4: 10, 5: 0, 6: 30, 7: 10}
     items = [
-        {"pk": f"P#{p}", "sk": keys.RANK_SK, "gpk": "A#a1", "v": v, "i": p, "own": "x"}
+        {"pk": f"P#{p}", "sk": layout.RANK_SK, "gpk": "A#a1", "v": v, "i": p, "own": "x"}
         for p, v in views.items()
     ]
-    items.append({"pk": "P#8", "sk": keys.RANK_SK, "gpk": "A#other", "v": 99})
+    items.append({"pk": "P#8", "sk": layout.RANK_SK, "gpk": "A#other", "v": 99})
     items.append({"pk": "P#1", "sk": "D#2026-11-24", "v": 12})  # no gpk: not listed
     store.put_items(items)
     seen: list[dict[str, object]] = []
@@ -153,11 +153,11 @@ def test_the_listing_rows_are_the_rank_items_projection(store: AggregateStore) -
     ranks = {1: 5, 2: 9, 3: 0}
     store.put_items(
         [
-            {"pk": f"P#{p}", "sk": keys.RANK_SK, "gpk": "A#r1", "v": v, "i": p, "first_at": "x"}
+            {"pk": f"P#{p}", "sk": layout.RANK_SK, "gpk": "A#r1", "v": v, "i": p, "first_at": "x"}
             for p, v in ranks.items()
         ]
     )
-    store.put_items([{"pk": f"P#{p}", "sk": keys.TOTAL_SK, "v": 99} for p in ranks])
+    store.put_items([{"pk": f"P#{p}", "sk": layout.TOTAL_SK, "v": 99} for p in ranks])
     page, cursor = store.query_artist_posts("r1", 10, None)
     assert cursor is None
     assert page == [
@@ -168,7 +168,7 @@ def test_the_listing_rows_are_the_rank_items_projection(store: AggregateStore) -
 
 
 def test_an_update_of_hundreds_of_counters_applies_whole(store: AggregateStore) -> None:
-    key = keys.post_day_key(4, "2026-11-24")
+    key = layout.post_day_key(4, "2026-11-24")
     add = {f"vr:site{n}.example": 1 for n in range(450)}
     add["v"] = 450
     update = CounterUpdate(

@@ -19,8 +19,8 @@ from vtsops.mqtt_broker import BrokerProcess
 from vtsops.trigger_mqtt import PlayerViewBridge
 
 from chalicelib.config import Settings
+from chalicelib.days import day_of
 from chalicelib.enrich.visitor import user_visitor
-from chalicelib.storage import keys
 from chalicelib.wiring import Services, dynamodb_services
 from tests.conftest import free_port
 from tests.makapix_broker import MakapixBroker, PeriodicPublisher, frame_client
@@ -79,7 +79,7 @@ def path(aws_env: Settings) -> Iterator[Path]:
 
 
 def stored(services: Services, post_id: int) -> list[Any]:
-    return list(services.events.day_events(post_id, keys.day_of(datetime.now(UTC))))
+    return list(services.events.day_events(post_id, day_of(datetime.now(UTC))))
 
 
 def test_firmware_reports_through_makapix_broker_count(path: Path) -> None:
@@ -183,7 +183,7 @@ def test_nothing_is_lost_while_vts_is_away(path: Path) -> None:
     retransmissions = outcomes.pop("player_retransmission", 0)
     assert outcomes == {"impression": total}, (outcomes, retransmissions)
     assert all(len(bodies) >= 5 for bodies in sent.values())  # reports made during the outage
-    day = keys.day_of(datetime.now(UTC))
+    day = day_of(datetime.now(UTC))
     stored_reports = sorted(
         (e.player_key, e.device_at) for post in range(1, 61)
         for e in path.services.events.day_events(post, day)

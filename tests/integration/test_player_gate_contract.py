@@ -13,7 +13,7 @@ import pytest
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.storage import codec, gate, keys
-from chalicelib.storage.ports import GATE_MAX_RING
+from chalicelib.storage.ports import GATE_MAX_RING, GateClaim
 from chalicelib.wiring import Services, dynamodb_services, memory_services
 from tests.players_support import PLAYER, firmware_payload, rule_event
 
@@ -35,12 +35,14 @@ def at(seconds: float) -> datetime:
     return AT + timedelta(seconds=seconds)
 
 
+def claim(message: str, seconds: float, token: str | None = None) -> GateClaim:
+    return GateClaim("player", "k", message, INTERVAL_S, WINDOW_S, at(seconds), token)
+
+
 def admit(
     services: Services, message: str, seconds: float, token: str | None = None, **kw: Any
 ) -> Any:
-    return services.registry.admit(
-        "player", "k", message, INTERVAL_S, WINDOW_S, at(seconds), token, **kw
-    )
+    return services.registry.admit(claim(message, seconds, token), **kw)
 
 
 def test_a_message_is_admitted_once_per_window(services: Services) -> None:
@@ -80,7 +82,7 @@ def test_no_token_behaves_as_a_plain_claim(services: Services) -> None:
 
 def test_marked_refuses_one_write_admissions_until_it_passes(services: Services) -> None:
     registry = services.registry
-    noted = registry.note_marked("player", "k", "9#x", INTERVAL_S, WINDOW_S, AT_MS + 120_000, AT)
+    noted = registry.note_marked(claim("9#x", 0), AT_MS + 120_000)
     assert (noted.admitted, noted.repeat, noted.marked_until_ms) == (False, False, AT_MS + 120_000)
     refused = admit(services, "1#a", 1, "e1")
     assert (refused.admitted, refused.repeat, refused.wait_s) == (False, False, None)
@@ -92,17 +94,11 @@ def test_marked_refuses_one_write_admissions_until_it_passes(services: Services)
 def test_marked_never_moves_back_and_tells_a_repeat(services: Services) -> None:
     registry = services.registry
     assert admit(services, "1#a", 0, "e1").admitted
-    first = registry.note_marked(
-        "player", "k", "1#a", INTERVAL_S, WINDOW_S, AT_MS + 100_000, at(1), "e2"
-    )
+    first = registry.note_marked(claim("1#a", 1, "e2"), AT_MS + 100_000)
     assert first.repeat and first.marked_until_ms == AT_MS + 100_000
-    lower = registry.note_marked(
-        "player", "k", "2#b", INTERVAL_S, WINDOW_S, AT_MS + 50_000, at(2), "e3"
-    )
+    lower = registry.note_marked(claim("2#b", 2, "e3"), AT_MS + 50_000)
     assert not lower.repeat and lower.marked_until_ms == AT_MS + 100_000
-    own = registry.note_marked(
-        "player", "k", "1#a", INTERVAL_S, WINDOW_S, AT_MS + 50_000, at(2), "e1"
-    )
+    own = registry.note_marked(claim("1#a", 2, "e1"), AT_MS + 50_000)
     assert not own.repeat  # the admission's own event
 
 
@@ -120,7 +116,7 @@ def test_a_peek_tells_what_a_claim_would_meet_and_writes_nothing(services: Servi
     registry = services.registry
 
     def peek(message: str, seconds: float, token: str | None = None) -> Any:
-        return registry.peek_gate("player", "k", message, INTERVAL_S, WINDOW_S, at(seconds), token)
+        return registry.peek_gate(claim(message, seconds, token))
 
     empty = peek("1#a", 0, "e1")
     assert (empty.admitted, empty.repeat, empty.wait_s, empty.marked_until_ms) == (
@@ -134,7 +130,7 @@ def test_a_peek_tells_what_a_claim_would_meet_and_writes_nothing(services: Servi
     assert seen.repeat and seen.wait_s == pytest.approx(4.0)
     own = peek("1#a", 1, "e1")
     assert (own.repeat, own.wait_s) == (False, None)
-    registry.note_marked("player", "k", "x", INTERVAL_S, WINDOW_S, AT_MS + 90_000, at(1))
+    registry.note_marked(claim("x", 1), AT_MS + 90_000)
     assert peek("2#b", 6).marked_until_ms == AT_MS + 90_000
     assert admit(services, "2#b", 6, "e3", unless_marked=False).admitted
 
@@ -150,7 +146,7 @@ def test_settings_a_ring_cannot_serve_are_refused(services: Services) -> None:
     for interval_s, window_s in ((0, 60), (1, GATE_MAX_RING * 1)):
         assert gate.ring_size(interval_s, window_s) is None
         with pytest.raises(ValueError, match="no gate"):
-            services.registry.admit("player", "k", "1#a", interval_s, window_s, AT)
+            services.registry.admit(GateClaim("player", "k", "1#a", interval_s, window_s, AT))
 
 
 def test_a_full_gate_stays_under_one_kilobyte(services: Services) -> None:
@@ -160,16 +156,20 @@ def test_a_full_gate_stays_under_one_kilobyte(services: Services) -> None:
     player = "6f1c2f4e-9a57-4c8e-b1d2-3f6a8e0c7d15"
     for n in range(GATE_MAX_RING):
         found = services.registry.admit(
-            "player",
-            player,
-            f"{2**62 + n}#2026-11-24T10:00:00.000+05:30",
-            interval_s,
-            window_s,
-            at(n * interval_s),
-            f"{2**47}:{n:016x}",
+            GateClaim(
+                "player",
+                player,
+                f"{2**62 + n}#2026-11-24T10:00:00.000+05:30",
+                interval_s,
+                window_s,
+                at(n * interval_s),
+                f"{2**47}:{n:016x}",
+            )
         )
         assert found.admitted
-    services.registry.note_marked("player", player, "x", interval_s, window_s, AT_MS + 10**9, AT)
+    services.registry.note_marked(
+        GateClaim("player", player, "x", interval_s, window_s, AT), AT_MS + 10**9
+    )
     pk, sk = keys.rate_key("player", player)
     if services.client is None:
         fake: Any = services.registry

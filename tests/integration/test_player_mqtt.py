@@ -19,9 +19,9 @@ from vtsops.trigger_mqtt import PlayerViewBridge
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.days import day_of
 from chalicelib.enrich.visitor import user_visitor
 from chalicelib.players.pipeline import DROP_REASONS
-from chalicelib.storage import keys
 from chalicelib.wiring import Services, dynamodb_services
 from tests.conftest import auth, free_port
 from tests.players_support import firmware_payload, view_topic
@@ -102,7 +102,7 @@ def test_a_third_party_client_is_stored_and_acked(
     assert list(ack) == ACK_FIELDS
     assert ack == {"post_id": 1, "timestamp": "2026-11-24T10:02:35Z", "success": True,
                    "counted": True, "error_code": None, "error": None, "retry_after": None}
-    [event] = services.events.day_events(1, keys.day_of(services.clock.now()))
+    [event] = services.events.day_events(1, day_of(services.clock.now()))
     assert (event.intent, event.source, event.device, event.country) == ("view", "player", "player", "BR")
     assert event.player_key == key
     assert event.visitor == user_visitor(services.settings.visitor_key, OWNER)
@@ -169,5 +169,5 @@ def test_the_lambda_handler_is_a_thin_adapter(api: Any, aws_env: Settings) -> No
     assert answer == {"outcome": "impression", "counted": False, "acked": False}
     again = api.lambda_.invoke("player_views", event).payload  # Lambda redelivers the same event
     assert again["outcome"] == "impression"
-    stored = list(services.events.day_events(event["post_id"], keys.day_of(datetime.now(UTC))))
+    stored = list(services.events.day_events(event["post_id"], day_of(datetime.now(UTC))))
     assert len(stored) == 1

@@ -35,12 +35,12 @@ def test_close_days_closes_the_finished_days(aws_env: Settings, capsys: Any) -> 
     services.events.put_view(event)
     services.aggregator.handle({"Records": []})
     # The marker the stream handler would have written (no pump in this test).
-    services.aggregates.put_items([{"pk": f"DAY#{event.day}", "sk": "P#5"}])
-    services.aggregates.advance_watermark((yesterday - timedelta(days=2)).strftime("%Y-%m-%d"))
+    services.aggregate_items.put_items([{"pk": f"DAY#{event.day}", "sk": "P#5"}])
+    services.aggregate_items.advance_watermark((yesterday - timedelta(days=2)).strftime("%Y-%m-%d"))
     assert main(["close-days", "--through", event.day]) == 0
     out = capsys.readouterr().out
     assert "closed 2 Day(s)" in out and f"watermark {event.day}" in out
-    assert (closed_day(services.aggregates, "P#5", event.day) or {})["v"] == 1
+    assert (closed_day(services.aggregate_items, "P#5", event.day) or {})["v"] == 1
     assert main(["close-days"]) == 0
     assert "nothing to close" in capsys.readouterr().out
 

@@ -11,9 +11,9 @@ from vtsops.trigger_rollup import CloseScheduler, StreamPump
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.days import day_of
 from chalicelib.model import ViewEvent
 from chalicelib.rollup.close import closed_day
-from chalicelib.storage import keys
 from chalicelib.wiring import Services, dynamodb_services, use
 from tests.conftest import auth, load_event
 
@@ -43,7 +43,7 @@ def view(n: int, **changes: Any) -> ViewEvent:
 
 
 def get(services: Services, pk: str, sk: str) -> dict[str, Any]:
-    return services.aggregates.get_items([(pk, sk)]).get((pk, sk)) or {}
+    return services.aggregate_items.get_items([(pk, sk)]).get((pk, sk)) or {}
 
 
 def test_aggregate_and_close_days_through_the_chalice_test_client(
@@ -62,7 +62,7 @@ def test_aggregate_and_close_days_through_the_chalice_test_client(
     with use(services):
         report = api.lambda_.invoke("close_days", event).payload
     assert report["closed_days"] == ["2026-11-24"] and report["watermark"] == "2026-11-24"
-    day = closed_day(services.aggregates, "P#123", "2026-11-24") or {}
+    day = closed_day(services.aggregate_items, "P#123", "2026-11-24") or {}
     # The fixture's looks exist only in the stream, not in the raw table: with no raw
     # events to recount, the close keeps the live counts rather than zeroing the Day.
     assert day["v"] == 1 and day["uv"] == 1 and day["avr:makapix.club"] == 1
@@ -154,7 +154,7 @@ def test_the_real_pump_and_scheduler_count_and_close(services: Services) -> None
         services.clock = FixedClock(AT + timedelta(days=1))
         answer = CloseScheduler().run_once()
     assert answer["closed_days"] == ["2026-11-24"]
-    day = closed_day(services.aggregates, "P#1", "2026-11-24") or {}
+    day = closed_day(services.aggregate_items, "P#1", "2026-11-24") or {}
     assert day["v"] == 3 and day["uv"] == 3 and day["vh:13"] == 3
 
 
@@ -164,11 +164,11 @@ def test_health_reports_the_watermark_open_days_and_stream_lag(
     with use(services):
         services.events.put_view(view(1))
         StreamPump(services.settings).pump_once()
-        services.aggregates.advance_watermark("2026-11-22")
+        services.aggregate_items.advance_watermark("2026-11-22")
         body = api.http.get("/v1/health", headers=auth(services.settings, "ops", "admin")).json_body
     rollup = body["rollup"]
     assert rollup["watermark"] == "2026-11-22"
     assert rollup["open_days"] == ["2026-11-23", "2026-11-24"]
     assert rollup["stream"]["last_event_at"] == "2026-11-24T13:05:00.000Z"
     assert rollup["stream"]["lag_s"] == 0 and rollup["stream"]["last_record_at"]
-    assert keys.day_of(AT) == "2026-11-24"
+    assert day_of(AT) == "2026-11-24"

@@ -43,9 +43,9 @@ from vtsops.trigger_rollup import CloseScheduler, StreamPump
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.days import day_of
 from chalicelib.errors import StorageUnavailable
-from chalicelib.storage import keys
-from chalicelib.storage.aggregates_memory import MemoryAggregateStore
+from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from chalicelib.storage.memory import MemoryRegistry
 from chalicelib.storage.ports import AggregateStore, CounterUpdate
 from chalicelib.wiring import Services, dynamodb_services, memory_services, use
@@ -118,15 +118,15 @@ def run_scenario(
         if flaky.outage:
             stuck = pump_once()  # still down: nothing gets through
             assert stuck.failures > 0 and stuck.records == 0
-            hit = keys.day_of(outage_at)  # the Day whose looks are stuck in the stream
+            hit = day_of(outage_at)  # the Day whose looks are stuck in the stream
             assert live_below_truth(flaky, so_far, hit) != []
             flaky.outage = False
             pump_once()  # one cycle once the failure clears
             assert live_below_truth(flaky, so_far, hit) == []
-            assert live_below_truth(flaky, so_far, keys.day_of(at)) == []
+            assert live_below_truth(flaky, so_far, day_of(at)) == []
             checks.append(f"caught up at {at}")
         elif at.hour % 12 == 0:
-            assert live_below_truth(flaky, so_far, keys.day_of(at)) == []
+            assert live_below_truth(flaky, so_far, day_of(at)) == []
             checks.append(f"live >= truth at {at}")
 
     with use(services):
@@ -142,11 +142,11 @@ def run_scenario(
 
         assert stats.looks == looks and stats.outcomes["counted"] == truth.views
         assert flaky.injected >= 3 and len(checks) >= 4
-        assert services.aggregates.get_watermark() == trace.days[-1]
-        assert compare(services.aggregates, truth, trace.days) == []
+        assert services.aggregate_items.get_watermark() == trace.days[-1]
+        assert compare(services.aggregate_items, truth, trace.days) == []
         assert services.drop_store.get_drops(trace.days) == dict(truth.drops)
         # Lifetime totals: exact once every Day is closed.
-        site = services.aggregates.get_items([("SITE", "TOTAL")])[("SITE", "TOTAL")]
+        site = services.aggregate_items.get_items([("SITE", "TOTAL")])[("SITE", "TOTAL")]
         assert site["v"] == truth.views
 
         before = scan(flaky._inner)
@@ -163,8 +163,8 @@ def test_a_replay_on_moto_with_failing_batches_closes_every_day_exactly(
     full = bool(os.environ.get("VTS_FULL_REPLAY"))
     services = dynamodb_services(aws_env)
     # Fewer, fuller batches on moto (its UpdateItem parser is slow): one in three fails.
-    flaky = FlakyAggregates(services.aggregates, seed=3, every=10 if full else 3)
-    services.aggregates = flaky  # type: ignore[assignment]
+    flaky = FlakyAggregates(services.aggregate_items, seed=3, every=10 if full else 3)
+    services.aggregate_items = flaky  # type: ignore[assignment]
     bulk = BulkEventStore(services.client, aws_env.events_table, aws_env.event_ttl_days)
     pump = StreamPump(aws_env, batch_size=10_000, retries_per_cycle=2)
     looks, every_h, posts = (52_000, 3, 40) if full else (3_000, 12, 20)
@@ -174,8 +174,8 @@ def test_a_replay_on_moto_with_failing_batches_closes_every_day_exactly(
 
 def test_a_52k_replay_with_failing_batches_closes_every_day_exactly() -> None:
     services = memory_services(Settings(visitor_key="replay-key", drop_flush_s=0))
-    flaky = FlakyAggregates(services.aggregates, seed=3)
-    services.aggregates = flaky  # type: ignore[assignment]
+    flaky = FlakyAggregates(services.aggregate_items, seed=3)
+    services.aggregate_items = flaky  # type: ignore[assignment]
     stream = MemoryStream(services.events)
     services.events = stream  # type: ignore[assignment]
     from app import aggregate

@@ -35,8 +35,8 @@ def build(settings: Settings) -> Services:
         services.posts.register(post_id, owner)
     looks = random_looks(random.Random(3), n=600, first=date(2026, 11, 1), days=24, posts=POSTS)
     closed = {look.day for look in looks if look.day <= "2026-11-20"}
-    services.aggregates.put_items(aggregate_items(looks, closed))
-    services.aggregates.advance_watermark("2026-11-20")
+    services.aggregate_items.put_items(aggregate_items(looks, closed))
+    services.aggregate_items.advance_watermark("2026-11-20")
     services.looks = looks  # type: ignore[attr-defined]
     return services
 
@@ -59,7 +59,7 @@ def shared(moto_endpoint: str) -> Services:
         from chalicelib.storage.provision import ensure_tables
         from chalicelib.wiring import dynamodb_client
 
-        ensure_tables(dynamodb_client(settings), settings)
+        ensure_tables(dynamodb_client(settings), settings.table_names())
         return build(settings)
 
 

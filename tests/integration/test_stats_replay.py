@@ -198,15 +198,15 @@ def test_stats_equal_the_truth_of_a_replay_before_and_after_the_close(aws_env: S
         # Midday of the last Day: the first Day closed, the last one live. Stats take a
         # closed Day from its series row and pieces, an open one from its live item (the
         # first Day's live item is still there, and never added).
-        assert services.aggregates.get_watermark() == first
+        assert services.aggregate_items.get_watermark() == first
         got = all_stats(services, trace, first, last)
         for pk, stats in (
             (f"P#{got['post'][0]}", got["post"][1]),
             (f"A#{got['artist'][0]}", got["artist"][1]),
             ("SITE", got["site"]),
         ):
-            done = closed_day(services.aggregates, pk, first)
-            found = services.aggregates.get_items([(pk, f"D#{first}"), (pk, f"D#{last}")])
+            done = closed_day(services.aggregate_items, pk, first)
+            found = services.aggregate_items.get_items([(pk, f"D#{first}"), (pk, f"D#{last}")])
             live = found[(pk, f"D#{last}")]
             assert done is not None and (pk, f"D#{first}") in found
             assert stats["views"] == done["v"] + live["v"]
@@ -232,7 +232,7 @@ def test_stats_equal_the_truth_of_a_replay_before_and_after_the_close(aws_env: S
             pump_every_s=6 * 3600,
         ).run()
         assert checked == ["live"]
-        assert services.aggregates.get_watermark() == last
+        assert services.aggregate_items.get_watermark() == last
         # One closed Day: unique Visitors are exact.
         check_all(all_stats(services, trace, last, last), trace.looks, last, last, exact=True)
         # Two closed Days: a union of the pieces' sketches (small cardinalities: within 3 %).
@@ -261,7 +261,7 @@ def test_30_day_unique_visitors_stay_within_3_percent() -> None:
             pump_every_s=24 * 3600,
         ).run()
         first, last = trace.days[0], trace.days[-1]
-        assert services.aggregates.get_watermark() == last
+        assert services.aggregate_items.get_watermark() == last
         got = all_stats(services, trace, first, last)
         check_all(got, trace.looks, first, last, exact=False)
         assert got["post"][1]["unique_visitors_approximate"] is True

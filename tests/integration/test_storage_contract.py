@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
 from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
 from chalicelib.storage import codec
+from chalicelib.storage.dynamodb import ConditionalWrite, conditional_write
 from chalicelib.wiring import Services, dynamodb_services, memory_services
 
 pytestmark = pytest.mark.integration
@@ -143,3 +145,26 @@ def test_the_last_player_report_is_the_latest_one_kept(services: Services) -> No
     services.drop_store.note_last_report(later)
     services.drop_store.note_last_report(earlier)  # a slower container flushing late
     assert services.drop_store.last_report() == later
+
+
+def test_a_conditional_write_answers_whether_it_was_applied(aws_env: Settings) -> None:
+    client = dynamodb_services(aws_env).client
+    key = {"pk": {"S": "TEST#cw"}, "sk": {"S": "x"}}
+
+    def put(n: int, **extra: Any) -> ConditionalWrite:
+        return conditional_write(
+            lambda: client.put_item(
+                TableName=aws_env.registry_table,
+                Item={**key, "n": {"N": str(n)}},
+                ConditionExpression="attribute_not_exists(pk)",
+                **extra,
+            )
+        )
+
+    first = put(1)
+    assert (first.applied, first.old_item) == (True, {})
+    again = put(2, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert (again.applied, again.old_item) == (False, {**key, "n": {"N": "1"}})
+    assert put(3) == ConditionalWrite(applied=False)  # no ALL_OLD asked: no old item
+    with pytest.raises(ClientError, match="ValidationException"):
+        conditional_write(lambda: client.put_item(TableName=aws_env.registry_table, Item={}))

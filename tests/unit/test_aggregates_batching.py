@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.errors import StorageUnavailable
-from chalicelib.storage.aggregates_dynamodb import (
+from chalicelib.storage.aggregates.items_dynamodb import (
     MAX_TERMS,
     READ_BATCH,
     WRITE_BATCH,

@@ -672,7 +672,7 @@ def seeded_services() -> Services:
     looks = random_looks(random.Random(13), n=400, first=date(2026, 11, 1),
                          days=24, posts=POSTS)
     closed = {look.day for look in looks if look.day < "2026-11-20"}
-    services.aggregates.put_items(aggregate_items(looks, closed))
+    services.aggregate_items.put_items(aggregate_items(looks, closed))
     return services
 
 

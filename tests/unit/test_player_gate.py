@@ -18,6 +18,7 @@ from chalicelib.config import Settings
 from chalicelib.players.acks import MemoryAckPublisher
 from chalicelib.players.gate import ReportGate, Verdict
 from chalicelib.storage.memory import MemoryEventStore, MemoryRegistry
+from chalicelib.storage.ports import Admission, GateClaim
 from chalicelib.wiring import Services, memory_services
 from tests.players_support import PLAYER, firmware_payload, rule_event
 
@@ -41,17 +42,17 @@ class CountingRegistry(MemoryRegistry):
         self.writes["marker"] += 1
         return super().mark_once(*args, **kwargs)
 
-    def admit(self, *args: Any, **kwargs: Any) -> Any:
+    def admit(self, claim: GateClaim, *, unless_marked: bool = True) -> Admission:
         self.writes["gate"] += 1
-        return super().admit(*args, **kwargs)
+        return super().admit(claim, unless_marked=unless_marked)
 
-    def note_marked(self, *args: Any, **kwargs: Any) -> Any:
+    def note_marked(self, claim: GateClaim, until_ms: int) -> Admission:
         self.writes["note"] += 1
-        return super().note_marked(*args, **kwargs)
+        return super().note_marked(claim, until_ms)
 
-    def peek_gate(self, *args: Any, **kwargs: Any) -> Any:
+    def peek_gate(self, claim: GateClaim) -> Admission:
         self.reads += 1
-        return super().peek_gate(*args, **kwargs)
+        return super().peek_gate(claim)
 
     def take(self) -> dict[str, int]:
         """The writes (and, as ``read``, the reads) since the last call."""
@@ -265,17 +266,17 @@ class Interleaving(MemoryRegistry):
         self._step()
         return super().mark_once(*args, **kwargs)
 
-    def admit(self, *args: Any, **kwargs: Any) -> Any:
+    def admit(self, claim: GateClaim, *, unless_marked: bool = True) -> Admission:
         self._step()
-        return super().admit(*args, **kwargs)
+        return super().admit(claim, unless_marked=unless_marked)
 
-    def peek_gate(self, *args: Any, **kwargs: Any) -> Any:
+    def peek_gate(self, claim: GateClaim) -> Admission:
         self._step()
-        return super().peek_gate(*args, **kwargs)
+        return super().peek_gate(claim)
 
-    def note_marked(self, *args: Any, **kwargs: Any) -> Any:
+    def note_marked(self, claim: GateClaim, until_ms: int) -> Admission:
         self._step()
-        return super().note_marked(*args, **kwargs)
+        return super().note_marked(claim, until_ms)
 
 
 @pytest.mark.parametrize("slot_held", [False, True])

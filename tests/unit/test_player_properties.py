@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.days import day_of
 from chalicelib.players.acks import MemoryAckPublisher
 from chalicelib.players.pipeline import DROP_REASONS, OUTCOMES
-from chalicelib.storage import keys
 from chalicelib.wiring import Services, memory_services
 from tests.players_support import PLAYER, RULE, firmware_payload, view_topic
 
@@ -86,7 +86,7 @@ def handle(services: Services, event: Any) -> dict[str, Any]:
 
 def dropped(services: Services) -> dict[str, int]:
     services.drops.flush()
-    return services.drop_store.get_drops([keys.day_of(AT)])
+    return services.drop_store.get_drops([day_of(AT)])
 
 
 @st.composite

@@ -8,13 +8,13 @@ import pytest
 from chalicelib.config import Settings
 from chalicelib.errors import NotFound
 from chalicelib.registry.posts import POSTS_COUNTER
-from chalicelib.storage import keys
+from chalicelib.storage.aggregates import layout
 from chalicelib.wiring import Services, memory_services
 
 
 def posts_of(services: Services, artist: str) -> int:
-    key = keys.artist_posts_key(artist)
-    return int((services.aggregates.get_items([key]).get(key) or {}).get(POSTS_COUNTER, 0))
+    key = layout.artist_posts_key(artist)
+    return int((services.aggregate_items.get_items([key]).get(key) or {}).get(POSTS_COUNTER, 0))
 
 
 def test_register_re_own_and_delete_move_the_count() -> None:
@@ -32,5 +32,5 @@ def test_register_re_own_and_delete_move_the_count() -> None:
 
 
 def test_the_count_is_its_own_item_so_the_close_never_rebuilds_it() -> None:
-    assert keys.artist_posts_key("ana") == ("A#ana", "POSTS")
-    assert keys.artist_posts_key("ana")[1] not in (keys.TOTAL_SK, keys.RANK_SK)
+    assert layout.artist_posts_key("ana") == ("A#ana", "POSTS")
+    assert layout.artist_posts_key("ana")[1] not in (layout.TOTAL_SK, layout.RANK_SK)

@@ -12,7 +12,7 @@ from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.errors import StorageUnavailable
 from chalicelib.storage import codec, keys
-from chalicelib.storage.aggregates_memory import MAX_ITEM_BYTES, MemoryAggregateStore
+from chalicelib.storage.aggregates.items_memory import MAX_ITEM_BYTES, MemoryAggregateStore
 from chalicelib.storage.ports import CounterUpdate
 from chalicelib.wiring import Services, memory_services
 from tests.conftest import load_event
@@ -44,12 +44,12 @@ class CountingStore(MemoryAggregateStore):
 @pytest.fixture
 def services() -> Services:
     built = memory_services(Settings(drop_flush_s=0), clock=FixedClock(AT + timedelta(minutes=5)))
-    built.aggregates = CountingStore()
+    built.aggregate_items = CountingStore()
     return built
 
 
 def item(services: Services, pk: str, sk: str) -> dict[str, Any]:
-    return services.aggregates.get_items([(pk, sk)]).get((pk, sk)) or {}
+    return services.aggregate_items.get_items([(pk, sk)]).get((pk, sk)) or {}
 
 
 def test_the_stream_batch_fixture(services: Services) -> None:
@@ -77,7 +77,7 @@ def test_the_stream_batch_fixture(services: Services) -> None:
     }
     # The REMOVE of an October event (TTL expiry) touched nothing.
     assert item(services, "P#123", "D#2026-10-19") == {}
-    markers = services.aggregates.query_range("DAY#2026-11-24", "P#", "P#~")
+    markers = services.aggregate_items.query_range("DAY#2026-11-24", "P#", "P#~")
     assert [m["sk"] for m in markers] == ["P#123", "P#124"]
     assert markers[0]["expires_at"] == codec.parse_iso("2026-12-30T00:00:00Z").timestamp()
     state = item(services, "PUMP", "STATE")
@@ -87,7 +87,7 @@ def test_the_stream_batch_fixture(services: Services) -> None:
 
 
 def test_events_of_closed_days_are_skipped_and_counted(services: Services) -> None:
-    services.aggregates.advance_watermark("2026-11-23")
+    services.aggregate_items.advance_watermark("2026-11-23")
     events = [look(occurred_at=AT - timedelta(days=1)), look(), look(visitor="h:b")]
     services.aggregator.handle(batch(events))
     assert item(services, "P#7", "D#2026-11-23") == {}
@@ -99,7 +99,7 @@ def test_events_of_closed_days_are_skipped_and_counted(services: Services) -> No
 def test_the_live_path_leaves_total_to_the_close(services: Services) -> None:
     # What the close wrote for the closed Days before this one.
     closed_total = {"pk": "P#7", "sk": "TOTAL", "v": 5, "thru": "2026-11-23"}
-    services.aggregates.put_items([closed_total])
+    services.aggregate_items.put_items([closed_total])
     services.aggregator.handle(batch([look(visitor="h:a"), look(post=8, visitor="h:a")]))
     later = look(visitor="h:b", occurred_at=AT + timedelta(minutes=1))
     services.aggregator.handle(batch([later]))
@@ -113,7 +113,7 @@ def test_the_live_path_leaves_total_to_the_close(services: Services) -> None:
 
 
 def test_markers_are_written_once_per_post_and_day(services: Services) -> None:
-    store = services.aggregates
+    store = services.aggregate_items
     assert isinstance(store, CountingStore)
     for n in range(5):
         services.aggregator.handle(batch([look(visitor=f"h:{n}"), look(post=8, visitor=f"h:{n}")]))
@@ -127,7 +127,7 @@ def test_markers_are_written_once_per_post_and_day(services: Services) -> None:
 
 
 def test_a_failure_part_way_asks_for_the_whole_batch_again(services: Services) -> None:
-    store = services.aggregates
+    store = services.aggregate_items
     assert isinstance(store, CountingStore)
     event = batch([look(visitor=f"h:{n}") for n in range(3)] + [look(post=9)])
     store.fail_next = 2
@@ -146,7 +146,7 @@ def test_a_failure_part_way_asks_for_the_whole_batch_again(services: Services) -
 def test_a_full_item_keeps_counting_without_open_ended_breakdowns(services: Services) -> None:
     base = {"pk": "P#7", "sk": "D#2026-11-24", "v": 1}
     filler = MAX_ITEM_BYTES - codec.item_size({**base, "blob": ""}) - 300
-    services.aggregates.put_items([{**base, "blob": "x" * filler}])
+    services.aggregate_items.put_items([{**base, "blob": "x" * filler}])
     services.aggregator.handle(batch([look(referrer_domain="r" * 250 + ".example")]))
     day = item(services, "P#7", "D#2026-11-24")
     assert day["v"] == 2 and not any(name.startswith("vr:") for name in day)

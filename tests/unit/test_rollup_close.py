@@ -1,5 +1,5 @@
 """The daily close over the in-memory fakes: exact, idempotent, resumable, never backwards;
-closed Days as series rows, pieces and blocks (storage/closed.py), TOTAL with its bitmap."""
+closed Days as series rows, pieces and blocks (storage/aggregates/closed.py), TOTAL with its bitmap."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from chalicelib.rollup.close import (
     closed_day,
     last_finished_day,
 )
-from chalicelib.storage import closed
-from chalicelib.storage.aggregates_memory import MemoryAggregateStore
+from chalicelib.storage.aggregates import closed
+from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from chalicelib.wiring import Services, memory_services
 from tests.unit.rollupkit import AT, batch, look
 
@@ -49,7 +49,7 @@ def services() -> Services:
 def closer(services: Services, **changes: Any) -> DayCloser:
     options: dict[str, Any] = dict(grace_s=3600, budget_s=600, ttl_days=35)
     options.update(changes)
-    return DayCloser(services.aggregates, services.events, services.clock, **options)
+    return DayCloser(services.aggregate_items, services.events, services.clock, **options)
 
 
 def record(services: Services, events: Iterable[ViewEvent], *, times: int = 1) -> list[ViewEvent]:
@@ -68,13 +68,13 @@ def record(services: Services, events: Iterable[ViewEvent], *, times: int = 1) -
 
 
 def dump(services: Services) -> dict[tuple[str, str], dict[str, Any]]:
-    store = services.aggregates
+    store = services.aggregate_items
     assert isinstance(store, MemoryAggregateStore)
     return json.loads(json.dumps({repr(k): v for k, v in store.items.items()}, default=repr))
 
 
 def get(services: Services, pk: str, sk: str) -> dict[str, Any]:
-    return services.aggregates.get_items([(pk, sk)]).get((pk, sk)) or {}
+    return services.aggregate_items.get_items([(pk, sk)]).get((pk, sk)) or {}
 
 
 def sample_day(services: Services) -> None:
@@ -103,12 +103,12 @@ def test_a_day_closes_only_after_its_grace(services: Services) -> None:
 
 
 def day_of(services: Services, pk: str, day: str = DAY) -> dict[str, Any]:
-    return closed_day(services.aggregates, pk, day) or {}
+    return closed_day(services.aggregate_items, pk, day) or {}
 
 
 def piece(services: Services, pk: str, level: int, day: str) -> closed.Piece | None:
     key = closed.piece_key(pk, level, closed.day_number(day))
-    item = services.aggregates.get_items([key]).get(key)
+    item = services.aggregate_items.get_items([key]).get(key)
     return closed.Piece.from_item(item) if item else None
 
 
@@ -158,7 +158,7 @@ def test_closed_days_are_exact_whatever_the_live_path_did(services: Services) ->
         "v": 6,
         **{k: total[k] for k in ("i", "first_at", "last_at") if k in total},
     }
-    page, _ = services.aggregates.query_artist_posts("artist-1", 10, None)
+    page, _ = services.aggregate_items.query_artist_posts("artist-1", 10, None)
     assert [(row["pk"], row["v"]) for row in page] == [("P#7", 6)]
     # Nothing of the retired format is written.
     assert not [k for k in dump(services) if "'CLOSED'" in k or "'H#" in k]
@@ -180,7 +180,7 @@ def test_a_second_close_changes_nothing(services: Services) -> None:
 def test_closing_an_earlier_day_again_changes_nothing(services: Services) -> None:
     sample_day(services)
     closer(services).run(END + timedelta(days=1, hours=2))  # DAY and the Day after it
-    assert services.aggregates.get_watermark() == "2026-11-25"
+    assert services.aggregate_items.get_watermark() == "2026-11-25"
     before = dump(services)
     forced = CloseReport()
     closer(services).close_day(DAY, END + timedelta(days=1, hours=3), forced)
@@ -193,12 +193,12 @@ def test_the_close_stops_inside_its_budget_and_resumes(services: Services) -> No
     for day in range(3):
         at = AT + timedelta(days=day)
         record(services, [look(post=p, visitor=f"h:{p}", occurred_at=at) for p in range(1, 6)])
-    services.aggregates.advance_watermark("2026-11-23")
+    services.aggregate_items.advance_watermark("2026-11-23")
     ticker = Ticker()
     now = END + timedelta(days=3)
     report = closer(services, budget_s=12, monotonic=ticker).run(now)
     assert report.stopped == "budget" and report.closed_days
-    assert services.aggregates.get_watermark() == report.closed_days[-1]
+    assert services.aggregate_items.get_watermark() == report.closed_days[-1]
     assert len(report.closed_days) < 3
     rest = closer(services, budget_s=1000, monotonic=ticker).run(now)
     assert rest.stopped is None and rest.watermark == "2026-11-26"
@@ -244,8 +244,8 @@ class Racing(MemoryAggregateStore):
 
 def test_a_chunk_row_written_by_another_run_first_is_kept(services: Services) -> None:
     sample_day(services)
-    assert isinstance(services.aggregates, MemoryAggregateStore)
-    racing = services.aggregates = Racing(services.aggregates.items)
+    assert isinstance(services.aggregate_items, MemoryAggregateStore)
+    racing = services.aggregate_items = Racing(services.aggregate_items.items)
     closer(services).run(END + timedelta(hours=2))
     assert racing.raced == ["S#2026-11-19", "TOTAL"]
     rows = closed.series_rows(get(services, "P#7", "S#2026-11-19"))
@@ -257,15 +257,15 @@ def test_a_chunk_row_written_by_another_run_first_is_kept(services: Services) ->
 
 def test_a_close_that_keeps_losing_races_stops_before_the_watermark(services: Services) -> None:
     sample_day(services)
-    assert isinstance(services.aggregates, MemoryAggregateStore)
-    services.aggregates = Racing(services.aggregates.items, always=True)
+    assert isinstance(services.aggregate_items, MemoryAggregateStore)
+    services.aggregate_items = Racing(services.aggregate_items.items, always=True)
     with pytest.raises(CloseRaced):
         closer(services).run(END + timedelta(hours=2))
-    assert services.aggregates.get_watermark() is None
+    assert services.aggregate_items.get_watermark() is None
 
 
 def test_a_marked_post_whose_raw_events_expired_keeps_its_live_counts(services: Services) -> None:
-    services.aggregates.put_items(
+    services.aggregate_items.put_items(
         [
             {"pk": "DAY#2026-11-24", "sk": "P#5"},
             {"pk": "P#5", "sk": f"D#{DAY}", "v": 4, "vc:BR": 4, "vh:09": 4, "owner": "artist-9"},
@@ -301,7 +301,7 @@ def test_blocks_are_built_when_the_target_is_next_active_after_their_end(
     record(services, [look(post=8, occurred_at=AT + timedelta(days=5))])  # on 11-29 only
     now = END + timedelta(days=5, hours=2)
     closer(services).run(now, through="2026-11-28")
-    assert closed_day(services.aggregates, "P#7", "2026-11-24") is None  # no look that Day
+    assert closed_day(services.aggregate_items, "P#7", "2026-11-24") is None  # no look that Day
     # B2 of 11-23..11-26 has both halves active, but its end is not closed for this post
     # until it is next active (11-29): nothing gets written for it in between.
     assert piece(services, "P#7", 2, "2026-11-23") is None
@@ -349,7 +349,7 @@ def test_a_block_missing_a_child_is_built_from_the_rest_and_logged(
         record(services, [look(visitor=f"h:{offset}", occurred_at=AT + timedelta(days=offset))])
     now = END + timedelta(days=5, hours=2)
     closer(services).run(now, through="2026-11-28")
-    store = services.aggregates
+    store = services.aggregate_items
     assert isinstance(store, MemoryAggregateStore)
     del store.items[closed.piece_key("P#7", 0, closed.day_number("2026-11-23"))]
     closer(services).run(now)

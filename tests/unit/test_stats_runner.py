@@ -25,9 +25,10 @@ from chalicelib.stats.runner import (
     wholly_inside,
 )
 from chalicelib.stats.sketches import decode
-from chalicelib.storage import closed, codec, keys
-from chalicelib.storage.aggregates_memory import MemoryAggregateStore
-from chalicelib.storage.closed import Piece
+from chalicelib.storage import codec
+from chalicelib.storage.aggregates import closed, layout
+from chalicelib.storage.aggregates.closed import Piece
+from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from tests.statsdata import Look, aggregate_items, random_looks, truth
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -78,7 +79,7 @@ class CountingStore(MemoryAggregateStore):
 
 
 def watermark(day: str) -> dict[str, Any]:
-    pk, sk = keys.watermark_key()
+    pk, sk = layout.watermark_key()
     return {"pk": pk, "sk": sk, "day": day}
 
 
@@ -309,7 +310,7 @@ def test_pieces_follow_the_activity_not_the_calendar() -> None:
     active = closed.Activity(closed.day_number(f"2026-11-{d:02d}") for d in (1, 2, 10, 14))
     first, last = closed.day_number("2026-11-01"), closed.day_number("2026-11-20")
     assert sorted(found) == sorted(
-        keys.piece_sk(level, closed.day_name(start))
+        layout.piece_sk(level, closed.day_name(start))
         for level, start in closed.cover(first, last, active)
     )
 
@@ -352,9 +353,9 @@ def test_blocks_a_close_in_progress_builds_are_not_asked_for() -> None:
     assert closed.day_number("2026-11-19") % 4 == 0
     items = closed_through(looks, "2026-11-22")
     later = aggregate_items(looks, {"2026-11-19", "2026-11-20", "2026-11-21", "2026-11-23"})
-    total = next(i for i in later if i["pk"] == "P#1" and i["sk"] == keys.TOTAL_SK)
+    total = next(i for i in later if i["pk"] == "P#1" and i["sk"] == layout.TOTAL_SK)
     assert total["thru"] == "2026-11-23"
-    items = [i for i in items if not (i["pk"] == "P#1" and i["sk"] == keys.TOTAL_SK)] + [total]
+    items = [i for i in items if not (i["pk"] == "P#1" and i["sk"] == layout.TOTAL_SK)] + [total]
     store = CountingStore(items)
     got = stats(store, "P#1", {"from": "2026-11-19", "to": "2026-11-24"})
     assert got["views"] == 12 and got["by_country"] == {"BR": 4, "US": 4, "DE": 4}

@@ -11,7 +11,7 @@ from chalicelib.clock import FixedClock
 from chalicelib.errors import NotFound
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.stats.service import StatsService
-from chalicelib.storage.aggregates_memory import MemoryAggregateStore
+from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from chalicelib.storage.memory import MemoryRegistry
 from tests.statsdata import Look, aggregate_items, random_looks
 

@@ -32,32 +32,24 @@ import zlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from typing import Any
 
-from chalicelib.storage import keys
+from chalicelib.counts import OPEN_ENDED, OTHER
+from chalicelib.days import day_name as day_name  # re-exported: tests address pieces by Day
+from chalicelib.days import day_number as day_number
+from chalicelib.storage.aggregates import layout
 
-EPOCH = date(1970, 1, 1)
 MAX_LEVEL = 5  # blocks of up to 32 Days
 CHUNK_DAYS = 8  # Days per series chunk
 # The measures whose Visitors a piece keeps a sketch of, the attribute and lg_k of each.
 SKETCHES = {"v": ("hll", 12), "av": ("ahll", 11)}
-# Open-ended breakdowns keep this many named values per measure in a piece; the rest add up
-# under OTHER, so sums stay exact and a top-10 over blocks stays right but for near-ties.
-OPEN_ENDED = ("ch", "r")
+# Open-ended breakdowns (counts.OPEN_ENDED) keep this many named values per measure in a
+# piece; the rest add up under OTHER, so sums stay exact and a top-10 over blocks stays
+# right but for near-ties.
 PIECE_CAP = 40
-OTHER = "~other"
 
 
 # ---- days as numbers --------------------------------------------------------------------
-
-
-def day_number(day: str) -> int:
-    return (date.fromisoformat(day) - EPOCH).days
-
-
-def day_name(number: int) -> str:
-    return (EPOCH + timedelta(days=number)).isoformat()
 
 
 def chunk_start(day: str) -> str:
@@ -65,20 +57,13 @@ def chunk_start(day: str) -> str:
     return day_name(n - n % CHUNK_DAYS)
 
 
-def chunk_starts(first: str, last: str) -> list[str]:
-    """The first Day of every series chunk that holds a Day of first..last."""
-    lo, hi = day_number(first), day_number(last)
-    start = lo - lo % CHUNK_DAYS
-    return [day_name(n) for n in range(start, hi + 1, CHUNK_DAYS)]
-
-
 def series_key(pk: str, day: str) -> tuple[str, str]:
     """The series chunk holding ``day``."""
-    return pk, keys.series_sk(chunk_start(day))
+    return pk, layout.series_sk(chunk_start(day))
 
 
 def piece_key(pk: str, level: int, start: int) -> tuple[str, str]:
-    return pk, keys.piece_sk(level, day_name(start))
+    return pk, layout.piece_sk(level, day_name(start))
 
 
 def piece_of_sk(sk: str) -> tuple[int, int]:
@@ -287,7 +272,7 @@ def series_rows(item: Mapping[str, Any] | None) -> dict[str, DayRow]:
 
 def series_item(pk: str, start: str, rows: Mapping[str, DayRow], rev: int) -> dict[str, Any]:
     data = {day: rows[day].as_json() for day in sorted(rows)}
-    return {"pk": pk, "sk": keys.series_sk(start), "s": pack(data), "rev": rev}
+    return {"pk": pk, "sk": layout.series_sk(start), "s": pack(data), "rev": rev}
 
 
 # ---- pieces ------------------------------------------------------------------------------
@@ -315,7 +300,7 @@ class Piece:
             data["f"], data["l"] = self.first_at, self.last_at
         out: dict[str, Any] = {
             "pk": pk,
-            "sk": keys.piece_sk(self.level, day_name(self.start)),
+            "sk": layout.piece_sk(self.level, day_name(self.start)),
             "b": pack(data),
         }
         for measure, (attribute, _) in SKETCHES.items():

@@ -16,8 +16,9 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import StorageUnavailable
-from chalicelib.storage import codec, keys
-from chalicelib.storage.aggregates_cursor import decode_cursor, encode_cursor, lifetime_rows
+from chalicelib.storage import codec
+from chalicelib.storage.aggregates import layout
+from chalicelib.storage.aggregates.cursor import decode_cursor, encode_cursor, lifetime_rows
 from chalicelib.storage.dynamodb import guarded, is_conditional_failure
 from chalicelib.storage.ports import CounterUpdate
 from chalicelib.storage.tables import BY_VIEWS_INDEX
@@ -192,7 +193,7 @@ class DynamoAggregateStore:
     def query_artist_posts(
         self, artist_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        gpk = keys.artist_aggregate_pk(artist_id)
+        gpk = layout.artist_aggregate_pk(artist_id)
         limit = max(1, limit)
         kwargs: dict[str, Any] = {
             "IndexName": BY_VIEWS_INDEX,
@@ -226,7 +227,7 @@ class DynamoAggregateStore:
         # GetItem, not BatchGetItem: the stream handler reads it every batch with a narrow policy.
         answer = guarded(
             partial(
-                self._client.get_item, TableName=self._table, Key=_typed_key(keys.watermark_key())
+                self._client.get_item, TableName=self._table, Key=_typed_key(layout.watermark_key())
             )
         )
         item = answer.get("Item")
@@ -237,7 +238,7 @@ class DynamoAggregateStore:
             guarded(
                 lambda: self._client.update_item(
                     TableName=self._table,
-                    Key=_typed_key(keys.watermark_key()),
+                    Key=_typed_key(layout.watermark_key()),
                     UpdateExpression="SET #d = :d",
                     ConditionExpression="attribute_not_exists(#d) OR #d < :d",
                     ExpressionAttributeNames={"#d": "day"},

@@ -8,8 +8,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.storage import codec, keys
-from chalicelib.storage.aggregates_cursor import (
+from chalicelib.storage import codec
+from chalicelib.storage.aggregates import layout
+from chalicelib.storage.aggregates.cursor import (
     decode_cursor,
     encode_cursor,
     index_key,
@@ -83,7 +84,7 @@ class MemoryAggregateStore:
     def query_artist_posts(
         self, artist_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        gpk = keys.artist_aggregate_pk(artist_id)
+        gpk = layout.artist_aggregate_pk(artist_id)
         after = decode_cursor(cursor, gpk) if cursor else None
         with self._lock:
             indexed = [
@@ -104,11 +105,11 @@ class MemoryAggregateStore:
 
     def get_watermark(self) -> str | None:
         with self._lock:
-            item = self.items.get(keys.watermark_key())
+            item = self.items.get(layout.watermark_key())
         return str(item["day"]) if item else None
 
     def advance_watermark(self, day: str) -> bool:
-        key = keys.watermark_key()
+        key = layout.watermark_key()
         with self._lock:
             current = self.items.get(key)
             if current is not None and str(current["day"]) >= day:

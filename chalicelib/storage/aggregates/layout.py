@@ -1,0 +1,118 @@
+"""Where things live in the ``aggregates`` table (docs/data-model.md): the ONLY module that
+builds or parses its keys. Each Target (a post, an artist, the site) is one partition:
+
+* ``D#{day}``: the live counters of an open Day (the stream handler's; they expire with the
+  Day's raw events);
+* ``S#{chunk}``, ``B{level}#{start}``: a closed Day's series row and pieces (closed.py);
+* ``TOTAL``: lifetime sums through the last Day closed; ``RANK``: a post's by_views entry;
+* ``POSTS`` (artists only): how many posts the artist has registered.
+
+Beside them: ``DAY#{day}`` holds a Day's "post active" markers (the close's list of posts
+to recount), ``CLOSE``/``WATERMARK`` the last closed Day, ``PUMP``/``STATE`` the stream
+handler's position.
+"""
+
+from __future__ import annotations
+
+from chalicelib.counts import SITE, Target
+
+Key = tuple[str, str]
+
+TOTAL_SK = "TOTAL"
+# A post's entry in the by_views index (gpk, v): tiny, so moving it costs 1 WRU, and moved
+# by the close only (not by every live batch, which would rewrite the index each time).
+RANK_SK = "RANK"
+POSTS_SK = "POSTS"
+SITE_PK = "SITE"
+
+
+def pk_of(target: Target) -> str:
+    if target.kind == "post":
+        return f"P#{target.id}"
+    if target.kind == "artist":
+        return f"A#{target.id}"
+    return SITE_PK
+
+
+def target_of(pk: str) -> Target:
+    """``P#7`` -> the post 7, ``A#ana`` -> the artist ana, ``SITE`` -> the site."""
+    if pk == SITE_PK:
+        return SITE
+    head, _, rest = pk.partition("#")
+    if head == "P":
+        return Target.post(int(rest))
+    if head == "A":
+        return Target.artist(rest)
+    raise ValueError(f"{pk!r} is not a target's partition")
+
+
+def day_sk(day: str) -> str:
+    """An open Day's live counters."""
+    return f"D#{day}"
+
+
+def day_of_sk(sk: str) -> str:
+    """``D#{day}`` (or ``S#{day}``, ``B0#{day}``) -> the Day."""
+    return sk.split("#", 1)[1]
+
+
+def series_sk(chunk_start: str) -> str:
+    """A series chunk: the small per-Day figures of 8 aligned closed Days (closed.py)."""
+    return f"S#{chunk_start}"
+
+
+def piece_sk(level: int, start: str) -> str:
+    """A piece: breakdowns and sketches of one closed Day (level 0) or of 2**level Days."""
+    return f"B{level}#{start}"
+
+
+def artist_posts_key(artist_id: str) -> Key:
+    """The artist's registered-post counter (kept by the post registry, not by the close)."""
+    return pk_of(Target.artist(artist_id)), POSTS_SK
+
+
+def marker_pk(day: str) -> str:
+    """The partition of a Day's "post active on this Day" markers (read by the close)."""
+    return f"DAY#{day}"
+
+
+def marker_key(day: str, post_id: int) -> Key:
+    return marker_pk(day), f"P#{post_id}"
+
+
+def post_of_marker_sk(sk: str) -> int:
+    return int(sk.split("#", 1)[1])
+
+
+def watermark_key() -> Key:
+    return "CLOSE", "WATERMARK"
+
+
+def pump_state_key() -> Key:
+    """Where the stream handler notes the newest record it processed (health, freshness)."""
+    return "PUMP", "STATE"
+
+
+# ---- TRANSITIONAL: old names, removed once nothing outside uses them ----------------------
+
+SITE_AGGREGATE_PK = SITE_PK
+
+
+def post_aggregate_pk(post_id: int) -> str:
+    return pk_of(Target.post(post_id))
+
+
+def artist_aggregate_pk(artist_id: str) -> str:
+    return pk_of(Target.artist(artist_id))
+
+
+def post_of_aggregate_pk(pk: str) -> int:
+    return target_of(pk).post_id
+
+
+def day_of_aggregate_sk(sk: str) -> str:
+    return day_of_sk(sk)
+
+
+def post_day_key(post_id: int, day: str) -> Key:
+    return post_aggregate_pk(post_id), day_sk(day)
