@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.errors import ConfigError, StorageUnavailable
-from chalicelib.wiring import with_secrets
+from chalicelib.secrets import with_secrets
 
 pytestmark = pytest.mark.integration
 
