@@ -22,6 +22,13 @@ from chalicelib.secrets import with_secrets
 from chalicelib.storage.ports import AggregateStore, DropStore, EventStore, Registry
 
 if TYPE_CHECKING:
+    from chalicelib.ingest.web import WebRecorder
+    from chalicelib.players.acks import AckPublisher
+    from chalicelib.players.directory import PlayerDirectory
+    from chalicelib.players.pipeline import PlayerViewRecorder
+    from chalicelib.rollup.aggregate import Aggregator
+    from chalicelib.rollup.close import DayCloser
+    from chalicelib.stats.service import StatsService
     from chalicelib.storage.aggregates import Aggregates
 
 
@@ -91,13 +98,13 @@ class Services:
         )
 
     @cached_property
-    def stats(self) -> Any:
+    def stats(self) -> StatsService:
         from chalicelib.stats.service import StatsService
 
         return StatsService(self.aggregates, self.posts, self.clock)
 
     @cached_property
-    def web_recorder(self) -> Any:
+    def web_recorder(self) -> WebRecorder:
         from chalicelib.enrich.device import classify
         from chalicelib.enrich.geo import get_geo_lookup
         from chalicelib.ingest.web import WebRecorder
@@ -119,13 +126,13 @@ class Services:
         )
 
     @cached_property
-    def players(self) -> Any:
+    def players(self) -> PlayerDirectory:
         from chalicelib.players.directory import PlayerDirectory
 
         return PlayerDirectory(self.registry, self.clock, self.settings.post_cache_s)
 
     @cached_property
-    def acks(self) -> Any:
+    def acks(self) -> AckPublisher:
         """Where view acks go: none, the local MQTT broker, or IoT Core's data plane."""
         from chalicelib.players import acks
 
@@ -137,7 +144,7 @@ class Services:
         return acks.NullAckPublisher()
 
     @cached_property
-    def player_views(self) -> Any:
+    def player_views(self) -> PlayerViewRecorder:
         from chalicelib.players.pipeline import PlayerViewRecorder
 
         return PlayerViewRecorder(
@@ -157,7 +164,7 @@ class Services:
         )
 
     @cached_property
-    def aggregator(self) -> Any:
+    def aggregator(self) -> Aggregator:
         """The stream handler's service (one per container: it remembers markers written)."""
         from chalicelib.rollup.aggregate import Aggregator
 
@@ -170,7 +177,7 @@ class Services:
         )
 
     @cached_property
-    def day_closer(self) -> Any:
+    def day_closer(self) -> DayCloser:
         import os
 
         from chalicelib.netcap import Caps
