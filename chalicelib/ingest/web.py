@@ -1,10 +1,11 @@
 """Recording web, widget and API looks: a pipeline of named steps over one ``WebHit``.
 
-Each step may drop the hit with a named reason, which is counted, not raised. Only a
-client's mistake (unknown post, rate limit) or a storage fault raises. In order: ``gpc``
-(the browser asked not to be tracked: nothing is read or stored), ``bot``, unknown post,
-``author_view``, ``net_cap`` (one network cannot inflate a post: chalicelib/netcap.py),
-then the View's dedup (``duplicate``) or the Impression's rate slot.
+Steps, in order: ``drop_gpc`` (the browser asked not to be tracked: nothing is read or
+stored) -> ``drop_bot`` -> ``find_post`` -> ``drop_author_view`` -> ``drop_net_cap`` (one
+network cannot inflate a post: chalicelib/netcap.py) -> ``store`` (a View through the shared
+dedup step, chalicelib/views.py, or an Impression in its rate slot). Each may end the hit with
+an outcome; a drop is counted by reason (``chalicelib.drops.DropReason``), never raised. Only
+a client's mistake (unknown post, rate limit) or a storage fault raises.
 
 The store answers every dedup and rate question, but what it confirmed once is remembered
 in the container (``chalicelib/known.py``): a View key it holds, an Impression slot it reported
@@ -33,6 +34,7 @@ from chalicelib.model import PostRecord, ViewEvent
 from chalicelib.netcap import Caps, NetCaps, network_of
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.storage.ports import EventStore, Registry
+from chalicelib.views import ViewKeeper
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,17 @@ class WebHit:
     viewer: Claims | None
     # Sec-GPC: 1 (Global Privacy Control): answered as accepted, nothing stored.
     gpc: bool = False
+
+
+@dataclass
+class Look:
+    """One hit as it moves through the steps."""
+
+    hit: WebHit
+    now: datetime
+    device: str | None = None
+    post: PostRecord | None = None
+    event: ViewEvent | None = None
 
 
 @dataclass(frozen=True)
@@ -84,45 +97,72 @@ class WebRecorder:
         self._country = country
         self._visitor_key = visitor_key
         self._impression_interval_s = impression_interval_s
-        self._known_views = known_views if known_views is not None else KnownViews()
+        self._views = ViewKeeper(events, known_views if known_views is not None else KnownViews())
         self._known_slots = known_slots if known_slots is not None else KnownSlots()
         self._net_caps = net_caps if net_caps is not None else NetCaps(Caps(20, 200))
+        self._steps: tuple[Callable[[Look], Outcome | None], ...] = (
+            self.drop_gpc,
+            self.drop_bot,
+            self.find_post,
+            self.drop_author_view,
+            self.drop_net_cap,
+            self.store,
+        )
 
-    def _drop(self, reason: DropReason) -> Outcome:
-        self._drops.count(reason)
-        return Outcome(False, reason)
+    # ---- entry point -------------------------------------------------------------------------
 
     def record(self, hit: WebHit) -> Outcome:
-        if hit.gpc:
-            return self._drop(DropReason.GPC)
-        now = self._clock.now()
-        device = self._classify(hit.user_agent)
-        if device == "bot":
-            return self._drop(DropReason.BOT)
-        post = self._posts.get(hit.post_id)
-        if post is None:
-            self._drops.count(DropReason.UNKNOWN_POST)
-            raise NotFound(f"post {hit.post_id} is not registered", code="unknown_post")
-        if hit.viewer is not None and hit.viewer.sub == post.owner_id:
-            return self._drop(DropReason.AUTHOR_VIEW)
-        event = self._event(hit, post, device, now)
-        if self._net_caps.full(event):
-            return self._drop(DropReason.NET_CAP)
-        if event.intent == "impression":
-            return self._impression(event, now)
-        return self._view(event)
+        look = Look(hit=hit, now=self._clock.now())
+        for step in self._steps:
+            outcome = step(look)
+            if outcome is not None:
+                return outcome
+        raise AssertionError("the store step always ends the pipeline")
 
-    def _view(self, event: ViewEvent) -> Outcome:
-        if self._known_views.holds(event):
-            return self._drop(DropReason.DUPLICATE)
-        counted = self._events.put_view(event)
-        # Stored or refused as present: either way the store now holds this key.
-        self._known_views.remember(event)
-        if counted:
+    # ---- steps -------------------------------------------------------------------------------
+
+    def drop_gpc(self, look: Look) -> Outcome | None:
+        return self._drop(DropReason.GPC) if look.hit.gpc else None
+
+    def drop_bot(self, look: Look) -> Outcome | None:
+        look.device = self._classify(look.hit.user_agent)
+        return self._drop(DropReason.BOT) if look.device == "bot" else None
+
+    def find_post(self, look: Look) -> Outcome | None:
+        post_id = look.hit.post_id
+        look.post = self._posts.get(post_id)
+        if look.post is None:
+            self._drops.count(DropReason.UNKNOWN_POST)
+            raise NotFound(f"post {post_id} is not registered", code="unknown_post")
+        return None
+
+    def drop_author_view(self, look: Look) -> Outcome | None:
+        viewer, post = look.hit.viewer, look.post
+        assert post is not None
+        if viewer is not None and viewer.sub == post.owner_id:
+            return self._drop(DropReason.AUTHOR_VIEW)
+        return None
+
+    def drop_net_cap(self, look: Look) -> Outcome | None:
+        look.event = self._event(look)
+        return self._drop(DropReason.NET_CAP) if self._net_caps.full(look.event) else None
+
+    def store(self, look: Look) -> Outcome:
+        event = look.event
+        assert event is not None
+        if event.intent == "impression":
+            return self._impression(event, look.now)
+        if self._views.store(event):
             self._net_caps.stored(event)
             self._drops.accepted(counted=True)
             return COUNTED
         return self._drop(DropReason.DUPLICATE)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _drop(self, reason: DropReason) -> Outcome:
+        self._drops.count(reason)
+        return Outcome(False, reason)
 
     def _impression(self, event: ViewEvent, now: datetime) -> Outcome:
         wait_s = self._known_slots.wait_s(event.visitor, now)
@@ -143,7 +183,9 @@ class WebRecorder:
         self._drops.accepted(counted=False)
         return Outcome(False, "impression")
 
-    def _event(self, hit: WebHit, post: PostRecord, device: str, now: datetime) -> ViewEvent:
+    def _event(self, look: Look) -> ViewEvent:
+        hit, post, device, now = look.hit, look.post, look.device, look.now
+        assert post is not None and device is not None
         request = hit.request
         if hit.viewer is not None:
             visitor = user_visitor(self._visitor_key, hit.viewer.sub)

@@ -6,8 +6,9 @@ Steps, in the contract's order: ``parse`` -> ``match_key`` -> ``match_client`` -
 counted by reason, never raised. Only an infrastructure fault raises (the Lambda is then
 retried with the same event): the rule's ``received_at`` travels as a redelivery token, and
 Impression ids are derived from the event, so a retried event is neither mistaken for its
-own retransmission nor stored twice. A View key the store confirmed is remembered in the
-container (``chalicelib/known.py``), so a frame repeating a counted View costs no second write.
+own retransmission nor stored twice. A View is stored through the step the web shares
+(chalicelib/views.py): a key the store confirmed is remembered in the container, so a frame
+repeating a counted View costs no second write.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from chalicelib.players.schema import (
 )
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.storage.ports import EventStore, Registry
+from chalicelib.views import ViewKeeper
 
 COUNTED = "counted"
 IMPRESSION = "impression"
@@ -147,7 +149,7 @@ class PlayerViewRecorder:
         self._bridges = bridges
         self._backlog = timedelta(seconds=backlog_s)
         self._gate = ReportGate(registry, player_interval_s, retransmission_window_s)
-        self._known_views = known_views if known_views is not None else KnownViews()
+        self._views = ViewKeeper(events, known_views if known_views is not None else KnownViews())
         self._steps: tuple[Callable[[Report], PlayerOutcome | None], ...] = (
             self.parse,
             self.match_key,
@@ -276,12 +278,9 @@ class PlayerViewRecorder:
         if event.intent == "impression":
             self._events.put_impression(event)
             return PlayerOutcome(IMPRESSION)
-        if self._known_views.holds(event):
-            return PlayerOutcome(DUPLICATE)
-        counted = self._events.put_view(event)
-        # Stored or refused as present: either way the store now holds this key.
-        self._known_views.remember(event)
-        return PlayerOutcome(COUNTED, counted=True) if counted else PlayerOutcome(DUPLICATE)
+        if self._views.store(event):
+            return PlayerOutcome(COUNTED, counted=True)
+        return PlayerOutcome(DUPLICATE)
 
     # ---- helpers -----------------------------------------------------------------------------
 
