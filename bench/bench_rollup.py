@@ -396,7 +396,7 @@ def close_on_moto(looks: int, seed: int) -> dict[str, Any]:
         with use(services):
             Replayer(services, trace, pump=pump.pump_once, bulk=bulk, pump_every_s=86_400).run()
             day = trace.days[0]
-            services.aggregate_items.advance_watermark(
+            services.aggregates.advance_watermark(
                 (date.fromisoformat(day) - timedelta(days=1)).isoformat()
             )
             started = time.perf_counter()

@@ -46,10 +46,11 @@ import numpy as np  # noqa: E402
 from chalicelib.auth import Claims  # noqa: E402
 from chalicelib.clock import FixedClock  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
+from chalicelib.counts import Target, fold  # noqa: E402
 from chalicelib.model import ViewEvent  # noqa: E402
-from chalicelib.rollup import counters  # noqa: E402
 from chalicelib.rollup.close import DayCloser  # noqa: E402
-from chalicelib.storage.aggregates import layout  # noqa: E402
+from chalicelib.rollup.livecap import LiveCap  # noqa: E402
+from chalicelib.storage.aggregates import Aggregates, layout  # noqa: E402
 from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore  # noqa: E402
 
 DAYS = 30
@@ -211,7 +212,7 @@ def close_month(
         for post, day in plan
     )
     closer = DayCloser(
-        store, events, FixedClock(NOW), grace_s=0, budget_s=float("inf"), ttl_days=35
+        Aggregates(store), events, FixedClock(NOW), grace_s=0, budget_s=float("inf"), ttl_days=35
     )
     for day in days:
         closer.close_day(day.isoformat(), NOW)
@@ -372,7 +373,6 @@ def main() -> int:
 
     from chalicelib.storage.aggregates.items_dynamodb import DynamoAggregateStore
     from chalicelib.storage.dynamodb import DynamoRegistry
-    from chalicelib.storage.ports import CounterUpdate
     from chalicelib.storage.provision import ensure_tables
     from chalicelib.wiring import dynamodb_client, dynamodb_services
 
@@ -398,7 +398,7 @@ def main() -> int:
         services = replace(
             dynamodb_services(settings, clock=FixedClock(NOW)),
             registry=DynamoRegistry(client, settings.registry_table),
-            aggregates=DynamoAggregateStore(client, settings.aggregates_table),
+            aggregate_items=DynamoAggregateStore(client, settings.aggregates_table),
             client=client,
         )
         counter = ReadCounter(client)
@@ -459,7 +459,7 @@ def main() -> int:
             post_id = 1000 + n
             owner = f"artist-p{n}"
             services.posts.register(post_id, owner)
-            pk = layout.post_aggregate_pk(post_id)
+            pk = layout.pk_of(Target.post(post_id))
             by_day = daily_visitors(views, rng)
             distinct = len(set().union(*by_day))
             phase = time.monotonic()
@@ -471,11 +471,11 @@ def main() -> int:
             # Today's live item, as the stream handler's updates leave it.
             looks = looks_of(viewers_today(views, rng), random.Random(f"{args.seed}-today"))
             # One container's LiveCap, as one stream handler applies it.
-            tallies = counters.LiveCap().apply(
-                counters.fold(mix.events(post_id, owner, today, looks, hours=NOW.hour))
+            tallies = LiveCap().apply(
+                fold(mix.events(post_id, owner, today, looks, hours=NOW.hour))
             )
-            writer.add_counters(
-                counters.day_updates({k: t for k, t in tallies.items() if k[0] == pk}, 35)
+            Aggregates(writer).add_live(
+                {k: t for k, t in tallies.items() if k[0] == Target.post(post_id)}, 35
             )
             print(
                 f"    (closed {DAYS} Days of {views:,} Views in {closed_s:.0f} s; "
@@ -504,7 +504,7 @@ def main() -> int:
         )
         for n, count in enumerate(ARTIST_POSTS, 1):
             artist = f"artist-{count}"
-            pk = layout.artist_aggregate_pk(artist)
+            pk = layout.pk_of(Target.artist(artist))
             shares = _zipf(count, 1.0)
             plan: dict[tuple[int, date], list[str]] = {}
             for day, viewers in zip(days, daily_visitors(ARTIST_VIEWS, rng), strict=True):
@@ -516,7 +516,7 @@ def main() -> int:
             store = close_month(days, plan, artist, mix, args.seed)
             posts = {post for post, _ in plan}
             lifetime = store.get_items(
-                (layout.post_aggregate_pk(p), sk)
+                (layout.pk_of(Target.post(p)), sk)
                 for p in posts
                 for sk in (layout.TOTAL_SK, layout.RANK_SK)
             )
@@ -528,9 +528,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             # The registry's post counter, as PostDirectory.register keeps it (+1 per post).
-            services.aggregate_items.add_counters(
-                [CounterUpdate(*layout.artist_posts_key(artist), add={"posts": count})]
-            )
+            services.aggregates.add_artist_posts(artist, count)
             counter.reset()
             stats = services.stats.artist_stats(ADMIN, artist, params)
             reads = counter.reset()

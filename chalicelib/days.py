@@ -21,6 +21,16 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def instant_or_none(text: str | None) -> datetime | None:
+    """An instant from stored text; None when there is none or it is not an instant."""
+    if not text:
+        return None
+    try:
+        return parse_iso(text)
+    except ValueError:
+        return None
+
+
 def day_number(day: str) -> int:
     """Days since 1970-01-01 (aligned blocks of Days are counted from there)."""
     return (date.fromisoformat(day) - EPOCH).days

@@ -1,4 +1,5 @@
-"""CloudWatch metrics as Embedded Metric Format (EMF) lines on stdout.
+"""CloudWatch metrics as Embedded Metric Format (EMF) lines on stdout: the only module that
+writes EMF.
 
 In Lambda, CloudWatch Logs turns each line into metrics (namespace ``VTS``, dimension
 ``Stage``) with no API call on the request path. Hand-written rather than Powertools'
@@ -11,15 +12,23 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 NAMESPACE = "VTS"
 
 Sink = Callable[[Mapping[str, int], datetime], None]
 
 
-def emf_line(stage: str, counts: Mapping[str, int], now: datetime) -> str:
-    """One EMF document counting ``counts`` (metric name -> n) by Stage."""
+def emf_line(
+    stage: str,
+    metrics: Mapping[str, int],
+    now: datetime,
+    *,
+    unit: str = "Count",
+    properties: Mapping[str, Any] | None = None,
+) -> str:
+    """One EMF document of ``metrics`` (metric name -> value, all in ``unit``) by Stage;
+    ``properties`` ride along as log fields, not metrics."""
     return json.dumps(
         {
             "_aws": {
@@ -28,22 +37,28 @@ def emf_line(stage: str, counts: Mapping[str, int], now: datetime) -> str:
                     {
                         "Namespace": NAMESPACE,
                         "Dimensions": [["Stage"]],
-                        "Metrics": [{"Name": name, "Unit": "Count"} for name in counts],
+                        "Metrics": [{"Name": name, "Unit": unit} for name in metrics],
                     }
                 ],
             },
             "Stage": stage,
-            **counts,
+            **metrics,
+            **(properties or {}),
         },
         separators=(",", ":"),
     )
 
 
+def to_stdout(line: str, stream: TextIO | None = None) -> None:
+    """Write one EMF line to stdout, where Lambda's log capture reads it."""
+    print(line, file=stream or sys.stdout, flush=True)
+
+
 def stdout_sink(stage: str, stream: TextIO | None = None) -> Sink:
-    """A sink writing EMF lines (to stdout, where Lambda's log capture reads them)."""
+    """A sink writing counts as EMF lines (``to_stdout``)."""
 
     def emit(counts: Mapping[str, int], now: datetime) -> None:
         if counts:
-            print(emf_line(stage, counts, now), file=stream or sys.stdout, flush=True)
+            to_stdout(emf_line(stage, counts, now), stream)
 
     return emit

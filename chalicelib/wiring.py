@@ -180,8 +180,9 @@ class Services:
     def day_closer(self) -> DayCloser:
         import os
 
+        from chalicelib.metrics import to_stdout
         from chalicelib.netcap import Caps
-        from chalicelib.rollup.close import DayCloser, emf_to_stdout
+        from chalicelib.rollup.close import DayCloser
 
         # The watermark-age metric (alarmed in infra/) only where CloudWatch reads it.
         in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
@@ -193,7 +194,7 @@ class Services:
             budget_s=self.settings.close_budget_s,
             ttl_days=self.settings.event_ttl_days,
             stage=self.settings.stage,
-            emit=emf_to_stdout if in_lambda else None,
+            emit=to_stdout if in_lambda else None,
             caps=Caps(self.settings.net_views, self.settings.net_impressions),
         )
 

@@ -2,9 +2,10 @@
 describes (live Days, and closed Days as series chunks, pieces and ``TOTAL``), and the
 truth computed straight from the looks.
 
-Test-only: the real writer is chalicelib/rollup. This builder closes Days with the same
-encoders (chalicelib/storage/aggregates/closed.py) and rules (``to_build``, ``children``), so reader
-tests run on items whose every count is known, whatever the writer does.
+Test-only: the real writer is the close (rollup/close.py over storage/aggregates/closing.py).
+This builder closes Days with the same encoders and rules (storage/aggregates/closed.py:
+``to_build``, ``children``), so reader tests run on items whose every count is known,
+whatever the writer does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from chalicelib.storage import codec
+from chalicelib.counts import Target
+from chalicelib.days import iso
 from chalicelib.storage.aggregates import closed, layout
 from chalicelib.storage.aggregates.closed import Activity, DayRow, Piece
 
@@ -68,8 +70,8 @@ def _counters(looks: list[Look]) -> dict[str, Any]:
     out: dict[str, Any] = dict(item)
     views = sorted(look.at for look in looks if look.view)
     if views:
-        out["first_at"] = codec.iso(views[0])
-        out["last_at"] = codec.iso(views[-1])
+        out["first_at"] = iso(views[0])
+        out["last_at"] = iso(views[-1])
     return out
 
 
@@ -108,8 +110,8 @@ class _Closer:
         seen = {look.visitor for look in looks if look.view}
         signed = {look.visitor for look in looks if look.view and look.signed_in}
         views = sorted(look.at for look in looks if look.view)
-        first = codec.iso(views[0]) if views else None
-        last = codec.iso(views[-1]) if views else None
+        first = iso(views[0]) if views else None
+        last = iso(views[-1]) if views else None
         self.rows[day] = DayRow(
             totals=dict(totals),
             unique={"v": len(seen), "av": len(signed)},
@@ -159,7 +161,7 @@ class _Closer:
             total["first_at"], total["last_at"] = self.first_at, self.last_at
         if self.pk.startswith("P#"):
             total["owner"] = self.owner
-            gpk = layout.artist_aggregate_pk(str(self.owner))
+            gpk = layout.pk_of(Target.artist(str(self.owner)))
             out.append({"pk": self.pk, "sk": layout.RANK_SK, "gpk": gpk, "v": self.totals["v"]})
         return [*out, total]
 
@@ -291,8 +293,8 @@ def truth(looks: list[Look], tz: Any, first: date, last: date) -> dict[str, Any]
         "impressions_by_country": by(shown, "c"),
         "by_hour_local": hours,
         "daily": daily,
-        "first_view_at": codec.iso(min(look.at for look in views)) if views else None,
-        "last_view_at": codec.iso(max(look.at for look in views)) if views else None,
+        "first_view_at": iso(min(look.at for look in views)) if views else None,
+        "last_view_at": iso(max(look.at for look in views)) if views else None,
         "authenticated_views": sum(look.signed_in for look in views),
         "authenticated_unique_visitors": len({look.visitor for look in views if look.signed_in}),
     }

@@ -9,12 +9,10 @@ from chalicelib.clock import Clock
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PostRecord
 from chalicelib.registry.cache import TtlCache
-from chalicelib.storage.aggregates import layout
-from chalicelib.storage.ports import AggregateStore, CounterUpdate, Registry
+from chalicelib.storage.aggregates import Aggregates
+from chalicelib.storage.ports import Registry
 
 _OWNER_MAX = 128
-# The attribute of ``A#{artist}``/``POSTS`` counting the artist's registered posts.
-POSTS_COUNTER = "posts"
 
 
 def _encodable(text: str) -> bool:
@@ -50,11 +48,10 @@ class PostDirectory:
         cache_s: int,
         monotonic: Callable[[], float] = time.monotonic,
         max_entries: int = 50_000,
-        aggregates: AggregateStore | None = None,
+        aggregates: Aggregates | None = None,
     ) -> None:
         self._registry = registry
-        # Keeps each artist's post count (``A#{artist}``/``POSTS``) so artist stats never
-        # list every post to count them.
+        # Keeps each artist's post count so artist stats never list every post to count them.
         self._aggregates = aggregates
         self._clock = clock
         self._cache: TtlCache[int, PostRecord] = TtlCache(cache_s, monotonic, max_entries)
@@ -90,8 +87,7 @@ class PostDirectory:
     def _count_posts(self, owner_id: str, delta: int) -> None:
         if self._aggregates is None:
             return
-        pk, sk = layout.artist_posts_key(owner_id)
-        self._aggregates.add_counters([CounterUpdate(pk, sk, add={POSTS_COUNTER: delta})])
+        self._aggregates.add_artist_posts(owner_id, delta)
 
     def _forget(self, post_id: int) -> None:
         self._cache.forget(post_id)

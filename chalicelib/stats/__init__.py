@@ -1,7 +1,7 @@
-"""Reading: stats of a post, an artist and the site from the precomputed ``aggregates`` items.
+"""Reading: stats of a post, an artist and the site from the precomputed aggregates.
 
-``query`` validates the request, ``runner`` reads a target's closed Days (series chunks and
-pieces, storage/aggregates/closed.py) and open Days (live ``D#`` items) and builds the answer,
-``service`` decides who may read what, ``csv`` writes the daily series. Nothing here reads
-raw events.
+``query`` validates the request; ``runner`` spreads a Target's Days (read through the
+``Aggregates`` facade, storage/aggregates/reading.py) over local dates, estimates distinct
+Visitors (``sketches``) and builds the answer; ``service`` decides who may read what;
+``csv`` writes the daily series. Nothing here knows the table's items or reads raw events.
 """

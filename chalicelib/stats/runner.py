@@ -1,21 +1,11 @@
-"""The stats runner: read one target's closed and open Days, spread them over the asked
-local dates, zero-fill the series and build PostStats / ArtistStats / SiteStats (DESIGN §3).
+"""The stats runner: spread one Target's Days (read by storage, ``Aggregates.read``) over
+the asked local dates, zero-fill the series, estimate distinct Visitors and build PostStats
+/ ArtistStats / SiteStats (DESIGN §3).
 
-A request reads, whatever the number of Views (docs/stats.md, storage/aggregates/closed.py):
-
-1. one batch read: the target's ``TOTAL`` (its activity bitmap says which closed Days have
-   items, so nothing is asked for that does not exist), the close watermark and the
-   stream position;
-2. one Query of the series chunks ``S#`` holding the active closed Days in range: per Day
-   totals, exact distinct Visitors, UTC hour buckets, first and last View;
-3. one batch read of the pieces ``B{level}#`` (breakdowns and sketches): the fewest blocks
-   holding the closed Days wholly inside the local window, plus the one-Day piece of each
-   closed Day the window cuts; with it the live ``D#`` items of the open Days (a Query of
-   them instead when there are many, e.g. a stalled close).
-
-A Day is closed (at or before the watermark) or open, never both for a reader: closed Days
-are read only from chunks and pieces, open Days only from ``D#`` items, so nothing is
-counted twice at the watermark edge.
+Closed Days come with exact distinct Visitors and hour buckets; open Days with live counts
+only. Breakdowns of Days the local window cuts are apportioned by their Views inside it;
+those of Days wholly inside count whole. Distinct Visitors over a range are a union of the
+pieces' HLL sketches (stats/sketches.py), open Days added at the recent rate of novelty.
 """
 
 from __future__ import annotations
@@ -23,19 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from chalicelib.clock import Clock
-from chalicelib.counts import OTHER
-from chalicelib.days import iso, parse_iso
+from chalicelib.counts import OTHER, DayCounters, Target, TargetKind
+from chalicelib.days import instant_or_none, iso
 from chalicelib.stats import sketches
-from chalicelib.stats.counters import DayCounters, day_counters
 from chalicelib.stats.query import StatsQuery
-from chalicelib.storage.aggregates import closed, layout
-from chalicelib.storage.aggregates.closed import Activity, DayRow, Piece
-from chalicelib.storage.ports import AggregateStore
-
-Kind = Literal["post", "artist", "site"]
+from chalicelib.storage.aggregates import Aggregates
+from chalicelib.storage.aggregates.reading import Breakdowns, Freshness, Held, Reading
 
 TOP_COUNTRIES = 10
 TOP_REFERRERS = 10
@@ -55,46 +41,9 @@ REPORTED = (
 CAPPED_TAIL = OTHER
 # An hour bucket with no hour counters at all is placed at midday UTC of its Day.
 FALLBACK_HOUR = 12
-# Open Days read by key in the pieces' batch read up to this many (today, and yesterday
-# until the close has run); more are read with one Query, which costs nothing for a Day
-# without an item, where a batch read pays the minimum for every key asked.
-BATCHED_OPEN_DAYS = 2
 # The novelty of an open Day's Visitors is measured on the closed pieces holding the last
 # (up to) this many Days of the range.
 RECENT_DAYS = 3
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """What the runner knows about completeness: the close watermark and the live position."""
-
-    watermark: str | None
-    live_as_of: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Held:
-    """A piece read: the closed Days of the range it holds (its active ones) and its
-    decoded sketches of Visitors (measure -> sketch; a damaged one is left out)."""
-
-    days: tuple[str, ...]
-    sketches: Mapping[str, Any]
-
-
-@dataclass
-class Reading:
-    """What one request read for one target, decoded."""
-
-    freshness: Freshness
-    # Every UTC Day of the range that has counts, closed and open, in Day order. A closed
-    # Day carries its hour buckets as the ``h`` breakdown, and, when the local window cuts
-    # it, the other breakdowns of its one-Day piece.
-    days: list[DayCounters] = field(default_factory=list)
-    # The pieces holding the closed Days wholly inside the window: their breakdowns count
-    # whole, never apportioned.
-    interior: list[Piece] = field(default_factory=list)
-    # Every piece read (interior and cut Days), for unique Visitors.
-    held: list[Held] = field(default_factory=list)
 
 
 @dataclass
@@ -151,12 +100,12 @@ def _add(into: dict[str, int], counts: Mapping[str, int]) -> None:
 
 
 def spread(
-    query: StatsQuery, days: Iterable[DayCounters], measure: str, whole: Iterable[Piece] = ()
+    query: StatsQuery, days: Iterable[DayCounters], measure: str, whole: Iterable[Breakdowns] = ()
 ) -> _Spread:
     """Place each UTC hour bucket of ``measure`` at the local date and hour of its midpoint.
 
     A Day's breakdowns count pro rata of its Views inside the window; the ``whole``
-    pieces' breakdowns (Days wholly inside) count as they are.
+    breakdowns (of pieces holding Days wholly inside) count as they are.
     """
     window = query.window
     out = _Spread()
@@ -197,9 +146,9 @@ def spread(
             counts = day.breakdown(measure, dimension)
             if counts:
                 _add(out.parts.setdefault(dimension, {}), apportion(counts, inside, total))
-    for piece in whole:
+    for parts in whole:
         for _, dimension in REPORTED:
-            held_counts = piece.parts.get(measure, {}).get(dimension)
+            held_counts = parts.get(measure, {}).get(dimension)
             if held_counts:
                 _add(out.parts.setdefault(dimension, {}), held_counts)
     return out
@@ -265,13 +214,15 @@ class _Uniques:
             value, exact = self.day(self.days[name])
             if n == self.days[name].total(self.measure):
                 return Estimate(round(value), not exact)
-        # The pieces with a sketch of this measure and a Day counted in the window, in Day
-        # order; every active closed Day is in at most one piece.
+        # The pieces with a sound sketch of this measure and a Day counted in the window, in
+        # Day order; every active closed Day is in at most one piece. A damaged sketch is
+        # left out.
         found = [
-            (days, held.sketches[self.measure])
+            (days, sketch)
             for held in self.held
             if self.measure in held.sketches
             and (days := tuple(d for d in held.days if d in inside))
+            and (sketch := sketches.decode(held.sketches[self.measure])) is not None
         ]
         with_sketch = [name for days, _ in found for name in days]
         union_all = sketches.union_estimate(sketch for _, sketch in found) or 0.0
@@ -397,7 +348,7 @@ def _view_bounds(
             (day.first_at, firsts, start + timedelta(hours=hours[0])),
             (day.last_at, lasts, start + timedelta(hours=hours[-1] + 1, milliseconds=-1)),
         ):
-            at = _parse(stored)
+            at = instant_or_none(stored)
             if at is not None and (whole or query.start <= at < query.end):
                 pick.append((at, str(stored)))
             else:
@@ -408,17 +359,8 @@ def _view_bounds(
     return first, last
 
 
-def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_iso(text)
-    except ValueError:
-        return None
-
-
 def build_stats(
-    query: StatsQuery, reading: Reading, *, kind: Kind, now: datetime
+    query: StatsQuery, reading: Reading, *, kind: TargetKind, now: datetime
 ) -> dict[str, Any]:
     """PostStats / the shared part of ArtistStats and SiteStats, from what was read."""
     single_post = kind == "post"
@@ -443,138 +385,19 @@ def wholly_inside(query: StatsQuery, day: str) -> bool:
     return all(query.local_slot(day, hour)[0] in query.window for hour in range(24))
 
 
-def closed_activity(total: Mapping[str, Any] | None, watermark: str | None) -> Activity:
-    """The target's active closed Days, as of the watermark read.
-
-    ``TOTAL`` may already hold a Day the close is still closing (the watermark moves last):
-    such a Day is open for this request, and the blocks its close builds are not asked for.
-    """
-    if watermark is None:
-        return Activity()
-    mark = closed.day_number(watermark)
-    return Activity(n for n in Activity.from_item(total).days if n <= mark)
-
-
-def day_from_row(name: str, row: DayRow) -> DayCounters:
-    """A closed Day's figures from its series row, hour buckets as the ``h`` breakdown."""
-    return DayCounters(
-        day=name,
-        closed=True,
-        totals=dict(row.totals),
-        parts={measure: {"h": dict(hours)} for measure, hours in row.hours.items()},
-        unique=dict(row.unique),
-        first_at=row.first_at,
-        last_at=row.last_at,
-    )
-
-
-def held(piece: Piece, active: Activity, utc_days: Sequence[str]) -> Held:
-    """A piece's active closed Days within the range, and its sketches decoded."""
-    first, last = piece.days
-    in_range = set(utc_days)
-    days = tuple(
-        name
-        for n in range(first, last + 1)
-        if n in active and (name := closed.day_name(n)) in in_range
-    )
-    decoded = {}
-    for measure, raw in piece.sketches.items():
-        sketch = sketches.decode(raw)
-        if sketch is not None:
-            decoded[measure] = sketch
-    return Held(days, decoded)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Whose items to read: a post (``P#``), an artist (``A#``) or the site."""
-
-    kind: Kind
-    pk: str
-
-
 class StatsRunner:
-    """Reads the items one target needs through the ``AggregateStore`` port."""
+    """Answers for one Target over the ``Aggregates`` facade."""
 
-    def __init__(self, aggregates: AggregateStore, clock: Clock) -> None:
+    def __init__(self, aggregates: Aggregates, clock: Clock) -> None:
         self._aggregates = aggregates
         self._clock = clock
 
     def read(self, target: Target, query: StatsQuery, *, pieces: bool = True) -> Reading:
-        """Every item the range needs (module docstring); without ``pieces`` only the
-        figures per Day (no breakdowns of closed Days, no sketches)."""
-        pk, utc_days = target.pk, query.utc_days()
-        total_key, mark_key, pump_key = (
-            (pk, layout.TOTAL_SK),
-            layout.watermark_key(),
-            layout.pump_state_key(),
-        )
-        found = self._aggregates.get_items([total_key, mark_key, pump_key])
-        mark = (found.get(mark_key) or {}).get("day")
-        position = (found.get(pump_key) or {}).get("last_record_at")
-        reading = Reading(
-            Freshness(str(mark) if mark else None, _parse(str(position) if position else None))
-        )
-        watermark = reading.freshness.watermark
-        closed_days = [d for d in utc_days if watermark is not None and d <= watermark]
-        open_days = utc_days[len(closed_days) :]
-        active = closed_activity(found.get(total_key), watermark)
-        rows = self._series(pk, [d for d in closed_days if closed.day_number(d) in active])
-
-        piece_keys: list[tuple[str, str]] = []
-        cut: set[str] = set()
-        if pieces and rows:
-            interior = [d for d in closed_days if wholly_inside(query, d)]
-            cut = set(rows) - set(interior)
-            if interior:
-                first, last = closed.day_number(interior[0]), closed.day_number(interior[-1])
-                piece_keys += [
-                    closed.piece_key(pk, level, start)
-                    for level, start in closed.cover(first, last, active)
-                ]
-            piece_keys += [closed.piece_key(pk, 0, closed.day_number(d)) for d in sorted(cut)]
-        live_keys = (
-            [(pk, layout.day_sk(d)) for d in open_days] if len(open_days) <= BATCHED_OPEN_DAYS else []
-        )
-        got = self._aggregates.get_items(piece_keys + live_keys) if piece_keys or live_keys else {}
-        if live_keys:
-            live = [got[key] for key in live_keys if key in got]
-        elif open_days:
-            live = self._aggregates.query_range(
-                pk, layout.day_sk(open_days[0]), layout.day_sk(open_days[-1])
-            )
-        else:
-            live = []
-
-        days = {name: day_from_row(name, row) for name, row in rows.items()}
-        for key in piece_keys:
-            item = got.get(key)
-            if item is None:
-                continue
-            piece = Piece.from_item(item)
-            reading.held.append(held(piece, active, utc_days))
-            name = closed.day_name(piece.start)
-            if piece.level == 0 and name in cut:
-                for measure, dimensions in piece.parts.items():
-                    days[name].parts.setdefault(measure, {}).update(dimensions)
-            else:
-                reading.interior.append(piece)
-        for item in live:
-            name = layout.day_of_aggregate_sk(str(item["sk"]))
-            days[name] = day_counters(name, item)
-        reading.days = [days[name] for name in sorted(days)]
-        return reading
-
-    def _series(self, pk: str, days: Sequence[str]) -> dict[str, DayRow]:
-        """The series rows of ``days`` (active closed Days, in order): one Query."""
-        if not days:
-            return {}
-        first, last = closed.chunk_start(days[0]), closed.chunk_start(days[-1])
-        rows: dict[str, DayRow] = {}
-        for item in self._aggregates.query_range(pk, layout.series_sk(first), layout.series_sk(last)):
-            rows.update(closed.series_rows(item))
-        wanted = set(days)
-        return {name: row for name, row in rows.items() if name in wanted}
+        """What the range needs; without ``pieces`` only the figures per Day (no breakdowns
+        of closed Days, no sketches)."""
+        days = query.utc_days()
+        whole = [d for d in days if wholly_inside(query, d)] if pieces else None
+        return self._aggregates.read(target, days, whole=whole)
 
     def stats(self, target: Target, query: StatsQuery) -> dict[str, Any]:
         reading = self.read(target, query)

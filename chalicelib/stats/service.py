@@ -10,15 +10,16 @@ from typing import Any
 
 from chalicelib.auth import Claims
 from chalicelib.clock import Clock
+from chalicelib.counts import SITE, Target
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import parse_post_id
-from chalicelib.registry.posts import POSTS_COUNTER, PostDirectory
+from chalicelib.registry.posts import PostDirectory
 from chalicelib.stats import access
 from chalicelib.stats.csv import daily_csv
 from chalicelib.stats.query import StatsQuery, parse_page, parse_range
-from chalicelib.stats.runner import StatsRunner, Target
-from chalicelib.storage.aggregates import closed, layout
-from chalicelib.storage.ports import AggregateStore
+from chalicelib.stats.runner import StatsRunner
+from chalicelib.storage.aggregates import Aggregates
+from chalicelib.storage.aggregates.reading import PostLifetime
 
 TOP_POSTS = 5
 _ARTIST_MAX = 128
@@ -26,15 +27,14 @@ _ARTIST_MAX = 128
 Params = Mapping[str, str] | None
 
 
-def post_row(item: Mapping[str, Any]) -> dict[str, Any]:
-    """One post's lifetime counters as of the last close (a ``P#{post}``/``TOTAL`` item)
-    as a listing row."""
+def post_row(post: PostLifetime) -> dict[str, Any]:
+    """One post's lifetime figures as of the last close, as a listing row."""
     return {
-        "post_id": layout.post_of_aggregate_pk(str(item["pk"])),
-        "views": int(item.get("v", 0)),
-        "impressions": int(item.get("i", 0)),
-        "first_view_at": item.get("first_at"),
-        "last_view_at": item.get("last_at"),
+        "post_id": post.post_id,
+        "views": post.views,
+        "impressions": post.impressions,
+        "first_view_at": post.first_view_at,
+        "last_view_at": post.last_view_at,
     }
 
 
@@ -50,7 +50,7 @@ def check_artist_id(artist_id: str) -> str:
 class StatsService:
     def __init__(
         self,
-        aggregates: AggregateStore,
+        aggregates: Aggregates,
         posts: PostDirectory,
         clock: Clock,
     ) -> None:
@@ -73,8 +73,7 @@ class StatsService:
         post_id = parse_post_id(post_text)
         query = parse_range(params, self._clock.now())
         self._readable_post(claims, post_id)
-        target = Target("post", layout.post_aggregate_pk(post_id))
-        return {"post_id": post_id, **self.runner.stats(target, query)}
+        return {"post_id": post_id, **self.runner.stats(Target.post(post_id), query)}
 
     def post_csv(self, claims: Claims | None, post_text: str, params: Params) -> tuple[str, str]:
         """The daily series as CSV text, and a file name for it."""
@@ -82,54 +81,44 @@ class StatsService:
         post_id = parse_post_id(post_text)
         query = parse_range(params, self._clock.now())
         self._readable_post(claims, post_id)
-        daily = self.runner.daily(Target("post", layout.post_aggregate_pk(post_id)), query)
+        daily = self.runner.daily(Target.post(post_id), query)
         name = f"post-{post_id}-{query.first.isoformat()}-{query.last.isoformat()}.csv"
         return daily_csv(daily["everyone"]["daily"], daily["signed_in"]["daily"]), name
 
     def counter(self, post_text: str) -> dict[str, Any]:
-        """Public lifetime Views of a post: ``TOTAL`` (the closed Days it holds, through
-        ``thru``) plus the live ``D#`` items of the Days after (all of them before its first
-        close). Live items of Days ``TOTAL`` holds stay until their TTL: never added twice."""
+        """Public lifetime Views of a post: its closed Days and the live Days after them."""
         post_id = parse_post_id(post_text)
         if self._posts.get(post_id) is None:
             raise NotFound(f"post {post_id} is not registered", code="unknown_post")
-        pk = layout.post_aggregate_pk(post_id)
-        key = (pk, layout.TOTAL_SK)
-        total = self._aggregates.get_items([key]).get(key) or {}
-        thru = total.get("thru")
-        after = closed.day_name(closed.day_number(str(thru)) + 1) if thru else ""
-        live = self._aggregates.query_range(pk, layout.day_sk(after), layout.day_sk("~"))
-        views = int(total.get("v", 0)) + sum(int(item.get("v", 0)) for item in live)
-        return {"post_id": post_id, "views": views}
+        return {"post_id": post_id, "views": self._aggregates.lifetime_views(post_id)}
 
     # ---- artists and the site -----------------------------------------------------------
 
     def artist_stats(self, claims: Claims | None, artist_id: str, params: Params) -> dict[str, Any]:
         access.check_artist(claims, check_artist_id(artist_id))
         query = parse_range(params, self._clock.now())
-        stats = self.runner.stats(Target("artist", layout.artist_aggregate_pk(artist_id)), query)
-        counter_key = layout.artist_posts_key(artist_id)
-        total = self._aggregates.get_items([counter_key]).get(counter_key) or {}
-        top, _ = self._aggregates.query_artist_posts(artist_id, TOP_POSTS, None)
+        stats = self.runner.stats(Target.artist(artist_id), query)
+        total_posts = self._aggregates.artist_post_count(artist_id)
+        top, _ = self._aggregates.artist_posts(artist_id, TOP_POSTS, None)
         return {
             "artist_id": artist_id,
             **stats,
-            "total_posts": max(0, int(total.get(POSTS_COUNTER, 0))),
-            "top_posts": [post_row(item) for item in top],
+            "total_posts": total_posts,
+            "top_posts": [post_row(post) for post in top],
         }
 
     def artist_posts(self, claims: Claims | None, artist_id: str, params: Params) -> dict[str, Any]:
         access.check_artist(claims, check_artist_id(artist_id))
         page = parse_page(params)
-        items, cursor = self._aggregates.query_artist_posts(artist_id, page.limit, page.cursor)
+        posts, cursor = self._aggregates.artist_posts(artist_id, page.limit, page.cursor)
         return {
             "artist_id": artist_id,
             "sort": page.sort,
-            "posts": [post_row(item) for item in items],
+            "posts": [post_row(post) for post in posts],
             "next_cursor": cursor,
         }
 
     def site_stats(self, claims: Claims | None, params: Params) -> dict[str, Any]:
         access.check_site(claims)
         query: StatsQuery = parse_range(params, self._clock.now())
-        return {"site": True, **self.runner.stats(Target("site", layout.SITE_AGGREGATE_PK), query)}
+        return {"site": True, **self.runner.stats(SITE, query)}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from chalicelib.days import day_of as day_of  # TRANSITIONAL re-export
-
 
 def epoch_s(at: datetime) -> int:
     return int(at.timestamp())

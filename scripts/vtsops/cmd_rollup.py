@@ -87,7 +87,7 @@ def cmd_close_days(args: argparse.Namespace) -> int:
         now = services.clock.now()
         pending = closer.pending_days(now, args.through)
         if not pending:
-            print(f"nothing to close (watermark {services.aggregate_items.get_watermark()})")
+            print(f"nothing to close (watermark {services.aggregates.watermark()})")
             return 0
         with bar(len(pending), f"closing {pending[0]}..{pending[-1]}") as advance:
             report = closer.run(now, args.through, progress=lambda done, _total: advance(done))
@@ -225,7 +225,7 @@ def _replay(trace: Any, endpoint: str, args: argparse.Namespace) -> int:
     print(
         f"stream: {pump.totals.records} records in {pump.totals.batches} batches "
         f"({pump.totals.failures} failed); {stats.closes} scheduler runs; "
-        f"watermark {services.aggregate_items.get_watermark()}"
+        f"watermark {services.aggregates.watermark()}"
     )
     checked = sum(len(truth.day_items(day)) for day in trace.days)
     if problems:

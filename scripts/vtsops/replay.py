@@ -35,7 +35,7 @@ from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.ingest.web import WebHit, WebRecorder
 from chalicelib.model import PostRecord, ViewEvent
 from chalicelib.storage import codec
-from chalicelib.storage.aggregates import closed
+from chalicelib.storage.aggregates import Aggregates, closed, layout
 from chalicelib.storage.aggregates.items_dynamodb import DynamoAggregateStore
 from chalicelib.storage.dynamodb import DynamoEventStore
 from chalicelib.wiring import Services
@@ -406,13 +406,12 @@ def compare(store: Any, truth: Truth, days: Iterable[str]) -> list[str]:
     Day read back from its series row and level-0 piece, each target's ``TOTAL`` (sums and
     activity), and every piece the activity says exists (sums, breakdowns and first/last
     equal to the merge of its children's truth, sketches within their error)."""
-    from chalicelib.rollup.close import closed_day
-
+    aggregates = Aggregates(store)
     days = list(days)
     problems: list[str] = []
     wanted = {key: item for day in days for key, item in truth.day_items(day).items()}
     for (pk, day), expected in sorted(wanted.items()):
-        got = closed_day(store, pk, day)
+        got = aggregates.closed_day(layout.target_of(pk), day)
         if got is None:
             problems.append(f"{pk} {day}: missing")
             continue

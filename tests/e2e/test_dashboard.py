@@ -17,9 +17,6 @@ from playwright.sync_api import expect
 
 from chalicelib.days import day_of
 from chalicelib.model import PostRecord
-from chalicelib.registry.posts import POSTS_COUNTER
-from chalicelib.storage.aggregates import layout
-from chalicelib.storage.ports import CounterUpdate
 from tests import statsdata
 from tests.conftest import BROWSER_UA
 from tests.e2e.conftest import DESKTOP, PHONE, LocalApi, screenshot, wait_until
@@ -141,9 +138,7 @@ def big_artist(local_api: LocalApi) -> str:
     registered_at = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
     for post in sorted(posts):
         services.registry.put_post(PostRecord(post, artist, registered_at))
-    services.aggregate_items.add_counters(
-        [CounterUpdate(*layout.artist_posts_key(artist), add={POSTS_COUNTER: len(posts)})]
-    )
+    services.aggregates.add_artist_posts(artist, len(posts))
     return artist
 
 

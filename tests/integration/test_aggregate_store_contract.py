@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.config import Settings
+from chalicelib.counts import Target
 from chalicelib.errors import BadRequest
 from chalicelib.storage.aggregates import closed, layout
 from chalicelib.storage.ports import AggregateStore, CounterUpdate
@@ -22,7 +23,7 @@ def store(request: pytest.FixtureRequest) -> AggregateStore:
 
 
 def test_counters_add_up_and_sets_apply(store: AggregateStore) -> None:
-    key = layout.post_day_key(7, "2026-11-24")
+    key = (layout.pk_of(Target.post(7)), layout.day_sk("2026-11-24"))
     first = CounterUpdate(
         *key,
         add={"v": 2, "vc:BR": 2, "i": 0},
@@ -41,7 +42,7 @@ def test_counters_add_up_and_sets_apply(store: AggregateStore) -> None:
 
 
 def test_an_update_past_the_item_size_limit_is_refused_not_raised(store: AggregateStore) -> None:
-    key = layout.post_day_key(2, "2026-11-24")
+    key = (layout.pk_of(Target.post(2)), layout.day_sk("2026-11-24"))
     big = CounterUpdate(*key, add={"v": 1}, set={"blob": "x" * 300_000})
     bigger = CounterUpdate(*key, add={"v": 1}, set={"blob2": "y" * 200_000})
     # One call each: the DynamoDB adapter sends a call's updates concurrently, in any order.
@@ -77,7 +78,9 @@ def test_days_come_in_order_and_within_bounds(store: AggregateStore) -> None:
     store.put_items([{"pk": "A#y", "sk": "D#2026-11-21", "v": 1}])
     found = store.query_range("A#x", layout.day_sk("2026-11-21"), layout.day_sk("2026-11-25"))
     assert [i["sk"] for i in found] == ["D#2026-11-21", "D#2026-11-22", "D#2026-11-25"]
-    markers = [{"pk": layout.marker_pk("2026-11-21"), "sk": f"P#{n}", "own": "a"} for n in range(30)]
+    markers = [
+        {"pk": layout.marker_pk("2026-11-21"), "sk": f"P#{n}", "own": "a"} for n in range(30)
+    ]
     store.put_items(markers)
     listed = store.query_range(layout.marker_pk("2026-11-21"), "P#", "P#~")
     assert sorted(layout.post_of_marker_sk(str(m["sk"])) for m in listed) == list(range(30))
@@ -168,7 +171,7 @@ def test_the_listing_rows_are_the_rank_items_projection(store: AggregateStore) -
 
 
 def test_an_update_of_hundreds_of_counters_applies_whole(store: AggregateStore) -> None:
-    key = layout.post_day_key(4, "2026-11-24")
+    key = (layout.pk_of(Target.post(4)), layout.day_sk("2026-11-24"))
     add = {f"vr:site{n}.example": 1 for n in range(450)}
     add["v"] = 450
     update = CounterUpdate(

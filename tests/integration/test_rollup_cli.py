@@ -12,8 +12,8 @@ from vtsops.replay import Trace
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.counts import Target
 from chalicelib.model import ViewEvent
-from chalicelib.rollup.close import closed_day
 from chalicelib.wiring import dynamodb_services
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def test_close_days_closes_the_finished_days(aws_env: Settings, capsys: Any) -> 
     assert main(["close-days", "--through", event.day]) == 0
     out = capsys.readouterr().out
     assert "closed 2 Day(s)" in out and f"watermark {event.day}" in out
-    assert (closed_day(services.aggregate_items, "P#5", event.day) or {})["v"] == 1
+    assert (services.aggregates.closed_day(Target.post(5), event.day) or {})["v"] == 1
     assert main(["close-days"]) == 0
     assert "nothing to close" in capsys.readouterr().out
 

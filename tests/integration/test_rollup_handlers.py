@@ -11,9 +11,9 @@ from vtsops.trigger_rollup import CloseScheduler, StreamPump
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.counts import Target
 from chalicelib.days import day_of
 from chalicelib.model import ViewEvent
-from chalicelib.rollup.close import closed_day
 from chalicelib.wiring import Services, dynamodb_services, use
 from tests.conftest import auth, load_event
 
@@ -62,7 +62,7 @@ def test_aggregate_and_close_days_through_the_chalice_test_client(
     with use(services):
         report = api.lambda_.invoke("close_days", event).payload
     assert report["closed_days"] == ["2026-11-24"] and report["watermark"] == "2026-11-24"
-    day = closed_day(services.aggregate_items, "P#123", "2026-11-24") or {}
+    day = services.aggregates.closed_day(Target.post(123), "2026-11-24") or {}
     # The fixture's looks exist only in the stream, not in the raw table: with no raw
     # events to recount, the close keeps the live counts rather than zeroing the Day.
     assert day["v"] == 1 and day["uv"] == 1 and day["avr:makapix.club"] == 1
@@ -154,7 +154,7 @@ def test_the_real_pump_and_scheduler_count_and_close(services: Services) -> None
         services.clock = FixedClock(AT + timedelta(days=1))
         answer = CloseScheduler().run_once()
     assert answer["closed_days"] == ["2026-11-24"]
-    day = closed_day(services.aggregate_items, "P#1", "2026-11-24") or {}
+    day = services.aggregates.closed_day(Target.post(1), "2026-11-24") or {}
     assert day["v"] == 3 and day["uv"] == 3 and day["vh:13"] == 3
 
 

@@ -30,9 +30,9 @@ from vtsops.trigger_rollup import CloseScheduler, StreamPump
 from chalicelib.auth import Claims
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
-from chalicelib.rollup.close import closed_day
 from chalicelib.stats.runner import top
 from chalicelib.storage import codec
+from chalicelib.storage.aggregates import layout
 from chalicelib.storage.memory import MemoryRegistry
 from chalicelib.wiring import Services, dynamodb_services, memory_services, use
 
@@ -205,7 +205,7 @@ def test_stats_equal_the_truth_of_a_replay_before_and_after_the_close(aws_env: S
             (f"A#{got['artist'][0]}", got["artist"][1]),
             ("SITE", got["site"]),
         ):
-            done = closed_day(services.aggregate_items, pk, first)
+            done = services.aggregates.closed_day(layout.target_of(pk), first)
             found = services.aggregate_items.get_items([(pk, f"D#{first}"), (pk, f"D#{last}")])
             live = found[(pk, f"D#{last}")]
             assert done is not None and (pk, f"D#{first}") in found

@@ -11,12 +11,12 @@ import pytest
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.days import day_of
 from chalicelib.enrich.visitor import user_visitor
 from chalicelib.errors import StorageUnavailable
 from chalicelib.model import ViewEvent
 from chalicelib.players.acks import MemoryAckPublisher
 from chalicelib.players.pipeline import DROP_REASONS
-from chalicelib.storage import keys
 from chalicelib.storage.memory import MemoryEventStore
 from chalicelib.wiring import Services, memory_services
 from tests.players_support import FIXTURES, PLAYER, firmware_payload, rule_event
@@ -66,11 +66,11 @@ def record(services: Services, event: Any) -> dict[str, Any]:
 
 def drops(services: Services) -> dict[str, int]:
     services.drops.flush()
-    return services.drop_store.get_drops([keys.day_of(services.clock.now())])
+    return services.drop_store.get_drops([day_of(services.clock.now())])
 
 
 def stored(services: Services, post_id: int) -> list[ViewEvent]:
-    return list(services.events.day_events(post_id, keys.day_of(services.clock.now())))
+    return list(services.events.day_events(post_id, day_of(services.clock.now())))
 
 
 def acks(services: Services) -> list[dict[str, Any]]:

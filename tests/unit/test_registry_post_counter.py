@@ -7,8 +7,8 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.errors import NotFound
-from chalicelib.registry.posts import POSTS_COUNTER
 from chalicelib.storage.aggregates import layout
+from chalicelib.storage.aggregates.reading import POSTS_COUNTER
 from chalicelib.wiring import Services, memory_services
 
 

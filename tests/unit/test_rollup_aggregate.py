@@ -153,6 +153,22 @@ def test_a_full_item_keeps_counting_without_open_ended_breakdowns(services: Serv
     assert services.drop_store.get_drops(["2026-11-24"]) == {"counter_breakdown_trimmed": 1}
 
 
+def test_an_item_full_even_without_them_drops_its_update_and_the_rest_count(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = {"pk": "P#7", "sk": "D#2026-11-24", "v": 1}
+    filler = MAX_ITEM_BYTES - codec.item_size({**base, "blob": ""}) - 5
+    services.aggregate_items.put_items([{**base, "blob": "x" * filler}])
+    services.aggregator.handle(batch([look()]))
+    assert item(services, "P#7", "D#2026-11-24")["v"] == 1
+    assert item(services, "SITE", "D#2026-11-24")["v"] == 1
+    assert services.drop_store.get_drops(["2026-11-24"]) == {
+        "counter_breakdown_trimmed": 1,
+        "counter_item_full": 1,
+    }
+    assert "refused" in caplog.text
+
+
 def test_an_empty_event_is_a_no_op(services: Services) -> None:
     assert services.aggregator.handle({"Records": []}) == {"batchItemFailures": []}
     assert services.aggregator.handle({}) == {"batchItemFailures": []}

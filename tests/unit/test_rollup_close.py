@@ -13,14 +13,9 @@ import pytest
 
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
+from chalicelib.counts import SITE, Target
 from chalicelib.model import ViewEvent
-from chalicelib.rollup.close import (
-    CloseRaced,
-    CloseReport,
-    DayCloser,
-    closed_day,
-    last_finished_day,
-)
+from chalicelib.rollup.close import CloseRaced, CloseReport, DayCloser, last_finished_day
 from chalicelib.storage.aggregates import closed
 from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from chalicelib.wiring import Services, memory_services
@@ -49,7 +44,7 @@ def services() -> Services:
 def closer(services: Services, **changes: Any) -> DayCloser:
     options: dict[str, Any] = dict(grace_s=3600, budget_s=600, ttl_days=35)
     options.update(changes)
-    return DayCloser(services.aggregate_items, services.events, services.clock, **options)
+    return DayCloser(services.aggregates, services.events, services.clock, **options)
 
 
 def record(services: Services, events: Iterable[ViewEvent], *, times: int = 1) -> list[ViewEvent]:
@@ -102,8 +97,8 @@ def test_a_day_closes_only_after_its_grace(services: Services) -> None:
     assert report.pending_days == 0
 
 
-def day_of(services: Services, pk: str, day: str = DAY) -> dict[str, Any]:
-    return closed_day(services.aggregate_items, pk, day) or {}
+def day_of(services: Services, target: Target, day: str = DAY) -> dict[str, Any]:
+    return services.aggregates.closed_day(target, day) or {}
 
 
 def piece(services: Services, pk: str, level: int, day: str) -> closed.Piece | None:
@@ -120,13 +115,13 @@ def test_closed_days_are_exact_whatever_the_live_path_did(services: Services) ->
     sample_day(services)
     assert get(services, "P#7", f"D#{DAY}")["v"] == 12  # counted twice live
     closer(services).run(END + timedelta(hours=2))
-    post = day_of(services, "P#7")
+    post = day_of(services, Target.post(7))
     assert post["v"] == 6 and post["uv"] == 6 and post["av"] == 1 and post["auv"] == 1
     assert post["vr:a.example"] == 1 and post["vc:BR"] == 6 and post["vh:10"] == 6
     assert post["first_at"] == "2026-11-24T10:00:00.000Z"
-    artist2 = day_of(services, "A#artist-2")
+    artist2 = day_of(services, Target.artist("artist-2"))
     assert artist2["v"] == 3 and artist2["i"] == 1 and artist2["uv"] == 3
-    site = day_of(services, "SITE")
+    site = day_of(services, SITE)
     # h:0..h:2 viewed both posts: distinct Visitors across the site are 6, not 9.
     assert site["v"] == 9 and site["uv"] == 6 and site["auv"] == 1 and site["i"] == 1
     site_piece = piece(services, "SITE", 0, DAY)
@@ -202,7 +197,7 @@ def test_the_close_stops_inside_its_budget_and_resumes(services: Services) -> No
     assert len(report.closed_days) < 3
     rest = closer(services, budget_s=1000, monotonic=ticker).run(now)
     assert rest.stopped is None and rest.watermark == "2026-11-26"
-    assert day_of(services, "SITE", "2026-11-25")["v"] == 5
+    assert day_of(services, SITE, "2026-11-25")["v"] == 5
 
 
 def test_the_watermark_never_moves_back(services: Services) -> None:
@@ -272,11 +267,11 @@ def test_a_marked_post_whose_raw_events_expired_keeps_its_live_counts(services: 
         ]
     )
     closer(services).run(END + timedelta(hours=2))
-    post = day_of(services, "P#5")
+    post = day_of(services, Target.post(5))
     assert post["v"] == 4 and post["uv"] == 4 and post["vc:BR"] == 4 and post["vh:09"] == 4
     kept = piece(services, "P#5", 0, DAY)
     assert kept is not None and kept.sketches == {}  # its Visitors are unknown
-    assert day_of(services, "A#artist-9")["v"] == 4
+    assert day_of(services, Target.artist("artist-9"))["v"] == 4
     assert get(services, "P#5", "TOTAL")["v"] == 4
 
 
@@ -301,7 +296,7 @@ def test_blocks_are_built_when_the_target_is_next_active_after_their_end(
     record(services, [look(post=8, occurred_at=AT + timedelta(days=5))])  # on 11-29 only
     now = END + timedelta(days=5, hours=2)
     closer(services).run(now, through="2026-11-28")
-    assert closed_day(services.aggregate_items, "P#7", "2026-11-24") is None  # no look that Day
+    assert services.aggregates.closed_day(Target.post(7), "2026-11-24") is None  # no look that Day
     # B2 of 11-23..11-26 has both halves active, but its end is not closed for this post
     # until it is next active (11-29): nothing gets written for it in between.
     assert piece(services, "P#7", 2, "2026-11-23") is None

@@ -1,4 +1,5 @@
-"""Folding looks into counter updates: names, one update per item per batch."""
+"""Folding looks into counts and live counter updates: names, one update per item per batch,
+the container's cap on open-ended names."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 from vtsops.replay import Trace, generate_trace
 
-from chalicelib.rollup import counters
+from chalicelib.counts import Target, counter_names, event_counts, fold
+from chalicelib.rollup.livecap import LiveCap
 from chalicelib.storage import keys
+from chalicelib.storage.aggregates.live import day_updates
 from tests.unit.rollupkit import AT, look
 
 
@@ -20,7 +23,7 @@ def test_a_view_counts_in_every_dimension() -> None:
         referrer_domain="makapix.club",
         occurred_at=AT.replace(hour=13),
     )
-    counts = counters.event_counts(event)
+    counts = event_counts(event)
     assert counts == {
         "v": 1,
         "vc:BR": 1,
@@ -42,14 +45,14 @@ def test_a_view_counts_in_every_dimension() -> None:
 
 
 def test_an_impression_without_country_or_channel() -> None:
-    counts = counters.event_counts(look(intent="impression", country=None, source="player"))
+    counts = event_counts(look(intent="impression", country=None, source="player"))
     assert counts == {"i": 1, "ic:??": 1, "id:mobile": 1, "is:player": 1, "ich:-": 1, "ih:10": 1}
 
 
 def test_a_viral_post_costs_one_update_per_item_per_batch() -> None:
     events = [look(visitor=f"h:{n}", occurred_at=AT + timedelta(seconds=n)) for n in range(1000)]
-    tallies = counters.fold(events)
-    updates = counters.day_updates(tallies, ttl_days=35)
+    tallies = fold(events)
+    updates = day_updates(tallies, ttl_days=35)
     assert sorted((u.pk, u.sk) for u in updates) == [
         ("A#artist-1", "D#2026-11-24"),
         ("P#7", "D#2026-11-24"),
@@ -69,7 +72,7 @@ def test_a_viral_post_costs_one_update_per_item_per_batch() -> None:
 
 def test_impressions_alone_set_no_first_view_and_days_stay_apart() -> None:
     events = [look(occurred_at=AT - timedelta(days=1)), look(intent="impression", post=8)]
-    updates = {(u.pk, u.sk): u for u in counters.day_updates(counters.fold(events), 10)}
+    updates = {(u.pk, u.sk): u for u in day_updates(fold(events), 10)}
     assert sorted(updates) == [
         ("A#artist-1", "D#2026-11-23"),
         ("A#artist-1", "D#2026-11-24"),
@@ -87,17 +90,17 @@ def test_impressions_alone_set_no_first_view_and_days_stay_apart() -> None:
 
 
 def test_live_cap_keeps_the_first_names_per_item_and_sums_exact() -> None:
-    cap = counters.LiveCap({"v": 2, "i": 1})
-    first = counters.fold(
+    cap = LiveCap({"v": 2, "i": 1})
+    first = fold(
         [look(referrer_domain=d, visitor=f"h:{d}") for d in ("a.example", "b.example", "c.example")]
     )
     cap.apply(first)
-    counts = first[("P#7", "2026-11-24")].counts
+    counts = first[(Target.post(7), "2026-11-24")].counts
     assert counts["vr:a.example"] == 1 and counts["vr:b.example"] == 1
     assert "vr:c.example" not in counts and counts["vr:~other"] == 1
     assert counts["v"] == 3  # totals untouched
     # A later batch: a known name keeps it, a new one goes to ~other; other items are apart.
-    later = counters.fold(
+    later = fold(
         [
             look(referrer_domain="a.example", visitor="h:x"),
             look(referrer_domain="d.example", visitor="h:y"),
@@ -105,9 +108,9 @@ def test_live_cap_keeps_the_first_names_per_item_and_sums_exact() -> None:
         ]
     )
     cap.apply(later)
-    assert later[("P#7", "2026-11-24")].counts["vr:a.example"] == 1
-    assert later[("P#7", "2026-11-24")].counts["vr:~other"] == 1
-    assert later[("P#8", "2026-11-24")].counts["vr:d.example"] == 1
+    assert later[(Target.post(7), "2026-11-24")].counts["vr:a.example"] == 1
+    assert later[(Target.post(7), "2026-11-24")].counts["vr:~other"] == 1
+    assert later[(Target.post(8), "2026-11-24")].counts["vr:d.example"] == 1
 
 
 def test_counter_names_pick_only_counters() -> None:
@@ -124,7 +127,7 @@ def test_counter_names_pick_only_counters() -> None:
         "aich:-": 1,
         "gpk": "A#a",
     }
-    assert counters.counter_names(item) == {"v": 3, "vc:BR": 3, "ai": 1, "aich:-": 1}
+    assert counter_names(item) == {"v": 3, "vc:BR": 3, "ai": 1, "aich:-": 1}
 
 
 def test_a_trace_round_trips_through_jsonl(tmp_path: Path) -> None:

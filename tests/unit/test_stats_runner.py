@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chalicelib.clock import FixedClock
-from chalicelib.rollup.counters import split_breakdown as split_name
+from chalicelib.counts import Target
+from chalicelib.counts import split_breakdown as split_name
 from chalicelib.stats.query import parse_range
 from chalicelib.stats.runner import (
-    Freshness,
     StatsRunner,
-    Target,
     apportion,
     fresh_as_of,
     top,
@@ -26,9 +25,10 @@ from chalicelib.stats.runner import (
 )
 from chalicelib.stats.sketches import decode
 from chalicelib.storage import codec
-from chalicelib.storage.aggregates import closed, layout
+from chalicelib.storage.aggregates import Aggregates, closed, layout
 from chalicelib.storage.aggregates.closed import Piece
 from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
+from chalicelib.storage.aggregates.reading import Freshness
 from tests.statsdata import Look, aggregate_items, random_looks, truth
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -89,16 +89,12 @@ def closed_through(looks: list[Look], last_closed: str) -> list[dict[str, Any]]:
     return [*aggregate_items(looks, days), watermark(last_closed)]
 
 
-def kind_of(pk: str) -> Any:
-    return {"P": "post", "A": "artist", "S": "site"}[pk[0]]
-
-
 def stats(
     items: Iterable[dict[str, Any]] | CountingStore, pk: str, params: dict[str, str]
 ) -> dict[str, Any]:
     store = items if isinstance(items, CountingStore) else CountingStore(items)
-    runner = StatsRunner(store, FixedClock(NOW))
-    return runner.stats(Target(kind_of(pk), pk), parse_range(params, NOW))
+    runner = StatsRunner(Aggregates(store), FixedClock(NOW))
+    return runner.stats(layout.target_of(pk), parse_range(params, NOW))
 
 
 @pytest.fixture(scope="module")
@@ -387,9 +383,9 @@ def test_a_request_reads_few_items_whatever_the_views() -> None:
 
 def test_the_csv_reads_no_pieces(through_21st: list[dict[str, Any]]) -> None:
     store = CountingStore(through_21st)
-    runner = StatsRunner(store, FixedClock(NOW))
+    runner = StatsRunner(Aggregates(store), FixedClock(NOW))
     query = parse_range({"from": "2026-11-03", "to": "2026-11-23", "tz": "Europe/Lisbon"}, NOW)
-    daily = runner.daily(Target("post", "P#1"), query)
+    daily = runner.daily(Target.post(1), query)
     full = stats(
         through_21st, "P#1", {"from": "2026-11-03", "to": "2026-11-23", "tz": "Europe/Lisbon"}
     )

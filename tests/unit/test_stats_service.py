@@ -11,6 +11,7 @@ from chalicelib.clock import FixedClock
 from chalicelib.errors import NotFound
 from chalicelib.registry.posts import PostDirectory
 from chalicelib.stats.service import StatsService
+from chalicelib.storage.aggregates import Aggregates
 from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from chalicelib.storage.memory import MemoryRegistry
 from tests.statsdata import Look, aggregate_items, random_looks
@@ -22,11 +23,12 @@ POSTS = {1: "artist-a", 2: "artist-a", 3: "artist-b"}
 def service(looks: list[Look], closed_days: set[str]) -> StatsService:
     store = MemoryAggregateStore()
     store.put_items(aggregate_items(looks, closed_days))
+    aggregates = Aggregates(store)
     clock = FixedClock(NOW)
-    posts = PostDirectory(MemoryRegistry(), clock, 60, aggregates=store)
+    posts = PostDirectory(MemoryRegistry(), clock, 60, aggregates=aggregates)
     for post_id, owner in POSTS.items():
         posts.register(post_id, owner)
-    return StatsService(store, posts, clock)
+    return StatsService(aggregates, posts, clock)
 
 
 @pytest.fixture(scope="module")

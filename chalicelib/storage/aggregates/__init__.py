@@ -9,8 +9,6 @@ table; items_memory.py, the in-memory fake that passes the same contract tests).
 
 from __future__ import annotations
 
-from typing import Any
-
 from chalicelib.storage.aggregates.closing import ClosedDays
 from chalicelib.storage.aggregates.live import LiveCounters
 from chalicelib.storage.aggregates.reading import Readings
@@ -22,7 +20,3 @@ class Aggregates(LiveCounters, ClosedDays, Readings):
 
     def __init__(self, items: AggregateStore) -> None:
         self.items = items
-
-    # TRANSITIONAL: services not yet moved to the facade still use the item store.
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.items, name)

@@ -1,7 +1,8 @@
 """``DynamoAggregateStore``: the ``aggregates`` table over an injected boto3 client.
 
 Batched where DynamoDB allows it (BatchWriteItem by 25, BatchGetItem by 100, with the
-unprocessed part retried), one ``UpdateItem`` per counter update (ADD cannot be batched).
+unprocessed part retried by one loop), one ``UpdateItem`` per counter update (ADD cannot be
+batched); conditional writes go through ``storage.dynamodb.conditional_write``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
+from chalicelib.counts import Target
 from chalicelib.errors import StorageUnavailable
 from chalicelib.storage import codec
 from chalicelib.storage.aggregates import layout
 from chalicelib.storage.aggregates.cursor import decode_cursor, encode_cursor, lifetime_rows
-from chalicelib.storage.dynamodb import guarded, is_conditional_failure
+from chalicelib.storage.dynamodb import conditional_write, guarded
 from chalicelib.storage.ports import CounterUpdate
 from chalicelib.storage.tables import BY_VIEWS_INDEX
 
@@ -108,18 +110,24 @@ class DynamoAggregateStore:
     def put_items(self, items: Iterable[dict[str, Any]]) -> None:
         for chunk in chunked(unique_by_key(items), WRITE_BATCH):
             requests = [{"PutRequest": {"Item": codec.to_typed(item)}} for item in chunk]
-            self._batch_write(requests)
+            self._until_processed(
+                self._client.batch_write_item, {self._table: requests}, "UnprocessedItems"
+            )
 
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self._table: requests}
+    def _until_processed(
+        self, call: Callable[..., dict[str, Any]], pending: dict[str, Any], unprocessed: str
+    ) -> list[dict[str, Any]]:
+        """The answers to one batch request (``RequestItems=pending``) and to its retries of
+        what DynamoDB left ``unprocessed``, which means throttling: a pause before each
+        retry, ``StorageUnavailable`` after ``_RETRIES`` rounds."""
+        answers = []
         for attempt in range(_RETRIES):
-            answer = guarded(partial(self._client.batch_write_item, RequestItems=pending))
-            pending = answer.get("UnprocessedItems") or {}
+            answers.append(guarded(partial(call, RequestItems=pending)))
+            pending = answers[-1].get(unprocessed) or {}
             if not pending:
-                return
-            # Unprocessed items mean throttling: back off before the next round.
+                return answers
             self._sleep(min(2.0, 0.05 * 2**attempt))
-        raise StorageUnavailable("DynamoDB left items unprocessed after retries")
+        raise StorageUnavailable(f"DynamoDB left {unprocessed} after retries")
 
     def put_if(self, item: dict[str, Any], attribute: str, expected: Any) -> bool:
         typed = codec.to_typed(item)
@@ -138,31 +146,19 @@ class DynamoAggregateStore:
         }
         if values:
             kwargs["ExpressionAttributeValues"] = values
-        try:
-            guarded(lambda: self._client.put_item(**kwargs))
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        return conditional_write(lambda: self._client.put_item(**kwargs)).applied
 
     # ---- reads ------------------------------------------------------------------------------
 
     def get_items(self, keys_: Iterable[Key]) -> dict[Key, dict[str, Any]]:
         found: dict[Key, dict[str, Any]] = {}
         for chunk in chunked(sorted(set(keys_)), READ_BATCH):
-            pending: dict[str, Any] = {self._table: {"Keys": [_typed_key(k) for k in chunk]}}
-            for attempt in range(_RETRIES):
-                answer = guarded(partial(self._client.batch_get_item, RequestItems=pending))
+            pending = {self._table: {"Keys": [_typed_key(k) for k in chunk]}}
+            answers = self._until_processed(self._client.batch_get_item, pending, "UnprocessedKeys")
+            for answer in answers:
                 for raw in answer.get("Responses", {}).get(self._table, []):
                     item = _decode(raw)
                     found[(item["pk"], item["sk"])] = item
-                pending = answer.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                self._sleep(min(2.0, 0.05 * 2**attempt))
-            else:
-                raise StorageUnavailable("DynamoDB left keys unprocessed after retries")
         return found
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -193,7 +189,7 @@ class DynamoAggregateStore:
     def query_artist_posts(
         self, artist_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        gpk = layout.artist_aggregate_pk(artist_id)
+        gpk = layout.pk_of(Target.artist(artist_id))
         limit = max(1, limit)
         kwargs: dict[str, Any] = {
             "IndexName": BY_VIEWS_INDEX,
@@ -234,22 +230,17 @@ class DynamoAggregateStore:
         return str(_decode(item)["day"]) if item else None
 
     def advance_watermark(self, day: str) -> bool:
-        try:
-            guarded(
-                lambda: self._client.update_item(
-                    TableName=self._table,
-                    Key=_typed_key(layout.watermark_key()),
-                    UpdateExpression="SET #d = :d",
-                    ConditionExpression="attribute_not_exists(#d) OR #d < :d",
-                    ExpressionAttributeNames={"#d": "day"},
-                    ExpressionAttributeValues={":d": {"S": day}},
-                )
+        written = conditional_write(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=_typed_key(layout.watermark_key()),
+                UpdateExpression="SET #d = :d",
+                ConditionExpression="attribute_not_exists(#d) OR #d < :d",
+                ExpressionAttributeNames={"#d": "day"},
+                ExpressionAttributeValues={":d": {"S": day}},
             )
-        except ClientError as error:
-            if is_conditional_failure(error):
-                return False
-            raise
-        return True
+        )
+        return written.applied
 
 
 def update_requests(update: CounterUpdate) -> list[dict[str, Any]]:

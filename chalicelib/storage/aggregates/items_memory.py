@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from chalicelib.counts import Target
 from chalicelib.storage import codec
 from chalicelib.storage.aggregates import layout
 from chalicelib.storage.aggregates.cursor import (
@@ -84,7 +85,7 @@ class MemoryAggregateStore:
     def query_artist_posts(
         self, artist_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        gpk = layout.artist_aggregate_pk(artist_id)
+        gpk = layout.pk_of(Target.artist(artist_id))
         after = decode_cursor(cursor, gpk) if cursor else None
         with self._lock:
             indexed = [

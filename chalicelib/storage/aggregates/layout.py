@@ -80,6 +80,11 @@ def marker_key(day: str, post_id: int) -> Key:
     return marker_pk(day), f"P#{post_id}"
 
 
+def marker_range(day: str) -> tuple[str, str, str]:
+    """A Day's markers as a Query: their partition, the first and last sort key."""
+    return marker_pk(day), "P#", "P#~"
+
+
 def post_of_marker_sk(sk: str) -> int:
     return int(sk.split("#", 1)[1])
 
@@ -92,27 +97,3 @@ def pump_state_key() -> Key:
     """Where the stream handler notes the newest record it processed (health, freshness)."""
     return "PUMP", "STATE"
 
-
-# ---- TRANSITIONAL: old names, removed once nothing outside uses them ----------------------
-
-SITE_AGGREGATE_PK = SITE_PK
-
-
-def post_aggregate_pk(post_id: int) -> str:
-    return pk_of(Target.post(post_id))
-
-
-def artist_aggregate_pk(artist_id: str) -> str:
-    return pk_of(Target.artist(artist_id))
-
-
-def post_of_aggregate_pk(pk: str) -> int:
-    return target_of(pk).post_id
-
-
-def day_of_aggregate_sk(sk: str) -> str:
-    return day_of_sk(sk)
-
-
-def post_day_key(post_id: int, day: str) -> Key:
-    return post_aggregate_pk(post_id), day_sk(day)
