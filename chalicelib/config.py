@@ -47,6 +47,13 @@ class Settings:
     # Checked in bearer tokens only when set (DESIGN §8); Makapix's tokens carry neither.
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # JWKS mode (DESIGN §7): tokens signed by the issuer's published keys (RS256/EdDSA),
+    # with ``jwt_issuer`` and ``jwt_audience`` pinned.
+    jwks_url: str | None = None
+    # Where a post's page lives ({site_url}/p/{sqid}) and the origins artwork images may come
+    # from (the dashboard's Content-Security-Policy img-src).
+    site_url: str = "https://makapix.club"
+    art_origins: tuple[str, ...] = ("https://vault.makapix.club",)
     geoip_db: str | None = None
     event_ttl_days: int = 35
     impression_interval_s: int = 3
@@ -131,6 +138,17 @@ def parse_client_ids(text: str) -> tuple[str, ...]:
     return ids
 
 
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+
+
+def parse_origin(text: str, name: str) -> str:
+    """An origin such as ``https://makapix.club`` (scheme, host, optional port; no path)."""
+    origin = text.strip().rstrip("/")
+    if not _ORIGIN.match(origin):
+        raise ConfigError(f"{name}: {text!r} is not an origin such as https://makapix.club")
+    return origin
+
+
 def _env_snapshot() -> tuple[tuple[str, str], ...]:
     keys = [k for k in os.environ if k.startswith(_PREFIX)]
     keys += ["AWS_DEFAULT_REGION", "AWS_REGION"]
@@ -174,6 +192,15 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
     if "VTS_PLAYER_BRIDGES" in env:
         values["player_bridges"] = parse_client_ids(env["VTS_PLAYER_BRIDGES"])
     values["iot_data_endpoint"] = env.get("VTS_IOT_DATA_ENDPOINT") or None
+    values["jwks_url"] = env.get("VTS_JWKS_URL") or None
+    if "VTS_SITE_URL" in env:
+        values["site_url"] = parse_origin(env["VTS_SITE_URL"], "VTS_SITE_URL")
+    if "VTS_ART_ORIGINS" in env:
+        values["art_origins"] = tuple(
+            parse_origin(part.strip(), "VTS_ART_ORIGINS")
+            for part in env["VTS_ART_ORIGINS"].split(",")
+            if part.strip()
+        )
     for field, (low, high) in _INT_FIELDS.items():
         raw = env.get(f"VTS_{field.upper()}")
         if raw is None or raw == "":

@@ -35,9 +35,21 @@ def parse_post_id(text: object) -> int:
 
 @dataclass(frozen=True)
 class PostRecord:
+    """A registered post. Only a ``counting`` post's looks are stored; a hidden or deleted
+    one keeps its stats readable by its owner (DESIGN §7)."""
+
     post_id: int
     owner_id: str
     registered_at: datetime
+    sqid: str | None = None  # Makapix's public id: the post's page is {site}/p/{sqid}
+    title: str | None = None
+    art_url: str | None = None  # https only
+    visible: bool = True
+    deleted: bool = False
+
+    @property
+    def counting(self) -> bool:
+        return self.visible and not self.deleted
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,8 @@ class PlayerRecord:
     registered_at: datetime
     country: str | None = None
     timezone: str | None = None
+    name: str | None = None
+    revoked: bool = False  # a torn-down frame: its reports are refused as unregistered
 
 
 @dataclass(frozen=True)

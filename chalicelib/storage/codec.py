@@ -106,13 +106,32 @@ def event_from_item(item: dict[str, Any]) -> ViewEvent:
     )
 
 
+_POST_OPTIONAL = ("sqid", "title", "art_url")
+
+
 def post_item(post: PostRecord) -> dict[str, Any]:
     pk, sk = keys.post_key(post.post_id)
-    return {"pk": pk, "sk": sk, "owner_id": post.owner_id, "registered_at": iso(post.registered_at)}
+    item: dict[str, Any] = {
+        "pk": pk, "sk": sk, "owner_id": post.owner_id, "registered_at": iso(post.registered_at)
+    }
+    item.update({name: getattr(post, name) for name in _POST_OPTIONAL if getattr(post, name)})
+    # Only the exceptions are stored: items written before these flags read as counting.
+    if not post.visible:
+        item["visible"] = False
+    if post.deleted:
+        item["deleted"] = True
+    return item
 
 
 def post_from_item(post_id: int, item: dict[str, Any]) -> PostRecord:
-    return PostRecord(post_id, str(item["owner_id"]), parse_iso(str(item["registered_at"])))
+    return PostRecord(
+        post_id,
+        str(item["owner_id"]),
+        parse_iso(str(item["registered_at"])),
+        **{name: str(item[name]) for name in _POST_OPTIONAL if item.get(name)},
+        visible=bool(item.get("visible", True)),
+        deleted=bool(item.get("deleted", False)),
+    )
 
 
 def player_item(player: PlayerRecord) -> dict[str, Any]:
@@ -124,6 +143,8 @@ def player_item(player: PlayerRecord) -> dict[str, Any]:
         "registered_at": iso(player.registered_at),
         "country": player.country,
         "timezone": player.timezone,
+        "name": player.name,
+        "revoked": True if player.revoked else None,
     }
 
 
@@ -134,6 +155,8 @@ def player_from_item(player_key: str, item: dict[str, Any]) -> PlayerRecord:
         registered_at=parse_iso(str(item["registered_at"])),
         country=item.get("country"),
         timezone=item.get("timezone"),
+        name=item.get("name"),
+        revoked=bool(item.get("revoked", False)),
     )
 
 
