@@ -193,6 +193,13 @@ def _build(snapshot: tuple[tuple[str, str], ...]) -> Settings:
         values["player_bridges"] = parse_client_ids(env["VTS_PLAYER_BRIDGES"])
     values["iot_data_endpoint"] = env.get("VTS_IOT_DATA_ENDPOINT") or None
     values["jwks_url"] = env.get("VTS_JWKS_URL") or None
+    if values["jwks_url"]:
+        # Checked at start-up, not at the first token (auth imports config: a local import).
+        from chalicelib.auth.jwks import check_jwks_settings
+
+        check_jwks_settings(
+            env["VTS_JWKS_URL"], env.get("VTS_JWT_ISSUER"), env.get("VTS_JWT_AUDIENCE")
+        )
     if "VTS_SITE_URL" in env:
         values["site_url"] = parse_origin(env["VTS_SITE_URL"], "VTS_SITE_URL")
     if "VTS_ART_ORIGINS" in env:

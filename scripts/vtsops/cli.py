@@ -91,7 +91,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     commands: dict[str, Command] = {}
 
     token = sub.add_parser("token", help="print a dev JWT signed with VTS_JWT_SECRET")
-    token.add_argument("--role", required=True, choices=("artist", "admin", "service", "viewer"))
+    token.add_argument(
+        "--role", required=True, choices=("artist", "moderator", "admin", "service", "viewer")
+    )
     token.add_argument("--sub", required=True, help="the subject (artist id, user id...)")
     token.add_argument(
         "--ttl", type=int, default=86_400,

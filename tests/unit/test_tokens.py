@@ -1,9 +1,14 @@
-"""Bearer-token rules (DESIGN §8): exp required, lifetimes by role, iss/aud when configured,
-a secret of at least 32 bytes; and ``vts token`` issues only what these rules accept."""
+"""Bearer-token rules (DESIGN §7, §8): exp required, lifetimes by role, iss/aud when
+configured, a secret of at least 32 bytes; Makapix's access tokens (``roles``, ``type``) and
+their role mapping; JWKS mode's settings; and ``vts token`` issues only what these rules
+accept. The JWKS mode itself, against a real key-set server: tests/integration/
+test_makapix_tokens.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +20,10 @@ from vtsops.localenv import local_environment
 from chalicelib.auth import (
     PERSON_MAX_LIFETIME_S,
     SERVICE_MAX_LIFETIME_S,
+    Claims,
     claims_from_header,
     issue_token,
+    makapix_role,
 )
 from chalicelib.config import Settings, get_settings
 from chalicelib.errors import ConfigError, Unauthorized
@@ -33,6 +40,37 @@ def signed(claims: dict[str, Any], secret: str = SECRET) -> str:
         if name in payload:
             payload[name] = now + timedelta(seconds=payload[name])
     return f"Bearer {jwt.encode(payload, secret, algorithm='HS256')}"
+
+
+def makapix_access_token(
+    secret: str,
+    *,
+    public_sqid: str | None,
+    roles: Sequence[str] | None = ("user",),
+    expires_in_seconds: int = 3600,
+    token_type: str = "access",
+    drop: Sequence[str] = (),
+    now: datetime | None = None,
+) -> str:
+    """A token built exactly as Makapix's ``create_access_token`` (fabkury/makapix
+    api/app/auth.py) builds one: PyJWT, HS256 (its default JWT_ALGORITHM), naive-UTC
+    ``iat``/``exp`` (JWT_ACCESS_TOKEN_EXPIRE_MINUTES, 60 by default), ``type: access``,
+    ``roles`` (``["user"]`` when empty), the legacy ``user_id`` (a UUID), and ``sub`` = the
+    public sqid when the user has one. ``token_type``/``drop`` make the shapes it does not
+    issue (a refresh type, a claim missing)."""
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)  # noqa: UP017 (as Makapix)
+    payload: dict[str, Any] = {
+        "exp": now + timedelta(seconds=expires_in_seconds),
+        "iat": now,
+        "type": token_type,
+        "roles": list(roles or ["user"]),
+        "user_id": str(uuid.uuid4()),
+    }
+    if public_sqid:
+        payload["sub"] = public_sqid
+    for name in drop:
+        payload.pop(name, None)
+    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 def refused(header: str, **rules: Any) -> str:
@@ -186,3 +224,153 @@ def test_vts_token_refuses_what_the_api_would_refuse(
     monkeypatch.setenv("VTS_JWT_SECRET", "short")
     code, out, err = run_token(monkeypatch, capsys, "--role", "artist", "--sub", "a1")
     assert code == 2 and not out and "VTS_JWT_SECRET" in err and len(err.splitlines()) == 1
+
+
+# ---- Makapix's access tokens (DESIGN §7) ----------------------------------------------------
+
+
+def makapix(**shape: Any) -> str:
+    return f"Bearer {makapix_access_token(SECRET, **{'public_sqid': 'Xk9dT2', **shape})}"
+
+
+@pytest.mark.parametrize(
+    ("roles", "role"),
+    [
+        (["user"], "artist"),
+        (["user", "moderator"], "moderator"),
+        (["moderator"], "moderator"),
+        (["user", "moderator", "owner"], "admin"),
+        (["owner"], "admin"),
+        (["user", "owner"], "admin"),
+        (["user", "beta-tester"], "artist"),
+        (["admin", "service"], "artist"),  # Makapix has no such roles: nothing more than a user
+    ],
+)
+def test_makapix_roles_map_to_vts_roles(roles: list[str], role: str) -> None:
+    assert claims_from_header(makapix(roles=roles), SECRET) == Claims(sub="Xk9dT2", role=role)
+
+
+def test_an_empty_roles_list_is_an_artist() -> None:
+    assert makapix_role([]) == "artist"
+    # Makapix itself turns an empty list into ["user"] when it signs.
+    assert claims_from_header(makapix(roles=[]), SECRET) == Claims(sub="Xk9dT2", role="artist")
+
+
+@pytest.mark.parametrize("roles", ["owner", {"owner": True}, [["owner"]], [1], None, 5])
+def test_roles_that_are_not_a_list_of_strings_are_refused(roles: Any) -> None:
+    header = signed({"sub": "Xk9dT2", "roles": roles, "type": "access", "iat": 0, "exp": 60})
+    assert refused(header) == "invalid_roles"
+
+
+def test_makapix_lifetimes_fit_the_persons_limit() -> None:
+    # 60 min (Makapix's default), 240 min (its .env.example), and a day at most.
+    for minutes in (60, 240, 1440):
+        assert claims_from_header(makapix(expires_in_seconds=minutes * 60), SECRET) is not None
+    assert refused(makapix(expires_in_seconds=1441 * 60)) == "token_lifetime_too_long"
+
+
+def test_only_access_tokens_are_accepted() -> None:
+    for kind in ("refresh", "id", "ACCESS", ""):
+        assert refused(makapix(token_type=kind)) == "wrong_token_type"
+    assert refused(signed({"sub": "Xk9dT2", "role": "admin", "type": "refresh", "iat": 0,
+                           "exp": 60})) == "wrong_token_type"
+    assert refused(signed({"sub": "Xk9dT2", "roles": ["user"], "type": 1, "iat": 0,
+                           "exp": 60})) == "wrong_token_type"
+    # No type at all (VTS's own tokens) is fine.
+    assert claims_from_header(makapix(drop=["type"]), SECRET) is not None
+
+
+def test_a_makapix_token_without_exp_iat_or_sub_is_refused() -> None:
+    assert refused(makapix(drop=["exp"])) == "token_without_exp"
+    assert refused(makapix(drop=["iat"])) == "token_without_iat"
+    # A legacy token (only user_id, before the sqid cutover) names no artist VTS knows.
+    assert refused(makapix(public_sqid=None)) == "token_without_sub"
+
+
+def test_an_expired_makapix_token_is_refused() -> None:
+    two_hours_ago = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=2)  # noqa: UP017
+    assert refused(makapix(now=two_hours_ago)) == "token_expired"
+    # Within the leeway it still passes (clock skew between Makapix's host and Lambda).
+    just = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=3610)  # noqa: UP017
+    assert claims_from_header(makapix(now=just), SECRET) is not None
+
+
+def test_a_makapix_token_signed_with_another_secret_is_refused() -> None:
+    other = makapix_access_token("another-secret-of-at-least-32-bytes!!", public_sqid="Xk9dT2",
+                                 roles=["owner"])
+    assert refused(f"Bearer {other}") == "invalid_token"
+
+
+def test_role_and_roles_together_are_refused() -> None:
+    for role, roles in (("artist", ["owner"]), ("admin", ["user"]), ("service", [])):
+        header = signed({"sub": "Xk9dT2", "role": role, "roles": roles, "iat": 0, "exp": 60})
+        assert refused(header) == "ambiguous_role"
+
+
+def test_vts_tokens_keep_their_role() -> None:
+    for role in ("artist", "moderator", "admin", "viewer"):
+        claims = claims_from_header(signed({"sub": "a", "role": role, "iat": 0, "exp": 60}), SECRET)
+        assert claims == Claims(sub="a", role=role)
+    plain = claims_from_header(signed({"sub": "a", "iat": 0, "exp": 60}), SECRET)
+    assert plain == Claims(sub="a", role="viewer")
+
+
+def test_makapix_tokens_pass_only_while_issuer_and_audience_are_unset() -> None:
+    assert refused(makapix(), issuer="https://makapix.club") == "token_without_iss"
+    assert refused(makapix(), audience="vts") == "token_without_aud"
+
+
+# ---- JWKS mode's settings ---------------------------------------------------------------
+
+
+JWKS = "https://makapix.club/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "audience", "missing"),
+    [(None, None, "VTS_JWT_ISSUER, VTS_JWT_AUDIENCE"), ("https://makapix.club", None,
+      "VTS_JWT_AUDIENCE"), (None, "vts", "VTS_JWT_ISSUER")],
+)
+def test_jwks_without_issuer_and_audience_is_a_config_error(
+    issuer: str | None, audience: str | None, missing: str
+) -> None:
+    header = signed({"sub": "p", "role": "service", "iat": 0, "exp": 60})
+    with pytest.raises(ConfigError, match=f"VTS_JWKS_URL is set.*missing: {missing}$"):
+        claims_from_header(header, SECRET, issuer=issuer, audience=audience, jwks_url=JWKS)
+    with pytest.raises(ConfigError, match="VTS_JWT_ISSUER and VTS_JWT_AUDIENCE"):
+        claims_from_header(header, SECRET, issuer=issuer, audience=audience, jwks_url=JWKS)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://makapix.club/jwks.json", "file:///etc/passwd", "ftp://x/jwks", "jwks.json",
+            "https:///jwks.json"],
+)
+def test_jwks_url_must_be_https_but_for_loopback(url: str) -> None:
+    header = signed({"sub": "p", "role": "service", "iat": 0, "exp": 60})
+    with pytest.raises(ConfigError, match="VTS_JWKS_URL must be an https URL"):
+        claims_from_header(header, SECRET, issuer="i", audience="a", jwks_url=url)
+
+
+def test_jwks_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VTS_JWT_ISSUER", raising=False)
+    monkeypatch.delenv("VTS_JWT_AUDIENCE", raising=False)
+    monkeypatch.setenv("VTS_JWKS_URL", JWKS)
+    # JWKS mode without a pinned issuer and audience stops at start-up, naming both.
+    with pytest.raises(ConfigError, match="VTS_JWT_ISSUER, VTS_JWT_AUDIENCE"):
+        get_settings()
+    monkeypatch.setenv("VTS_JWT_ISSUER", "https://issuer.example")
+    monkeypatch.setenv("VTS_JWT_AUDIENCE", "vts")
+    assert get_settings().jwks_url == JWKS
+    monkeypatch.setenv("VTS_JWKS_URL", "")
+    assert get_settings().jwks_url is None
+
+
+def test_vts_token_issues_moderator_tokens(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VTS_JWT_SECRET", SECRET)
+    for name in ("VTS_JWT_ISSUER", "VTS_JWT_AUDIENCE", "VTS_JWKS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run_token(monkeypatch, capsys, "--role", "moderator", "--sub", "m1")
+    assert code == 0 and not err
+    assert claims_from_header(f"Bearer {out}", SECRET) == Claims(sub="m1", role="moderator")
