@@ -13,12 +13,15 @@ from chalicelib.http import (
     PIXEL_GIF,
     answers_errors,
     header,
-    json_object,
     normalise_framework_error,
     web_hit,
 )
+from chalicelib.jsonbody import json_object
 from chalicelib.model import parse_post_id
-from chalicelib.players.directory import player_body
+from chalicelib.players.directory import check_player_key, player_body
+from chalicelib.registry.batch import RegistryBatch
+from chalicelib.registry.posts import post_body
+from chalicelib.registry.schema import PlayerFields, PostFields, validated
 from chalicelib.wiring import get_services
 
 app = Chalice(app_name="vts")
@@ -86,12 +89,9 @@ def record_pixel(post_id: str) -> Response:
 def register_post(post_id: str) -> Response:
     _service_claims()
     number = parse_post_id(post_id)
-    body = json_object(_request().raw_body)
-    record, created = get_services().posts.register(number, body.get("owner_id"))
-    return Response(
-        body={"post_id": record.post_id, "owner_id": record.owner_id},
-        status_code=201 if created else 200,
-    )
+    fields = validated(PostFields, json_object(_request().raw_body))
+    record, created = get_services().posts.put(number, fields.details())
+    return Response(body=post_body(record), status_code=201 if created else 200)
 
 
 @app.route("/v1/posts/{post_id}", methods=["DELETE"])
@@ -106,10 +106,9 @@ def delete_post(post_id: str) -> Response:
 @answers_errors()
 def register_player(player_key: str) -> Response:
     _service_claims()
-    body = json_object(_request().raw_body)
-    record, created = get_services().players.register(
-        player_key, body.get("owner_id"), body.get("country"), body.get("timezone")
-    )
+    key = check_player_key(player_key)
+    fields = validated(PlayerFields, json_object(_request().raw_body))
+    record, created = get_services().players.put(key, fields.details())
     return Response(body=player_body(record), status_code=201 if created else 200)
 
 
@@ -119,6 +118,16 @@ def delete_player(player_key: str) -> Response:
     _service_claims()
     get_services().players.delete(player_key)
     return Response(body="", status_code=204)
+
+
+@app.route("/v1/registry/batch", methods=["POST"])
+@answers_errors()
+def registry_batch() -> Response:
+    """Many posts and players at once (docs/makapix.md): each applied or refused on its own."""
+    _service_claims()
+    services = get_services()
+    outcome = RegistryBatch(services.posts, services.players).apply_body(_request().raw_body)
+    return Response(body=outcome.body(), headers={"X-VTS-Changed": str(outcome.changed)})
 
 
 # ---- players (IoT rule iot_rules/player_views.json -> this Lambda) -------------------------
@@ -229,8 +238,10 @@ def tracker_script() -> Response:
 def dashboard() -> Response:
     from chalicelib.web import assets
 
-    # The sign-in token travels in the URL fragment, which browsers never send here.
-    page_headers = {"Content-Security-Policy": assets.DASHBOARD_CSP, "Referrer-Policy": "no-referrer"}
+    # The sign-in token travels in the URL fragment, which browsers never send here. Images
+    # only from the page's own origin and the configured art origins (VTS_ART_ORIGINS).
+    policy = assets.dashboard_csp(get_services().settings.art_origins)
+    page_headers = {"Content-Security-Policy": policy, "Referrer-Policy": "no-referrer"}
     return assets.respond(assets.dashboard_page(), header(_request(), "if-none-match"), page_headers)
 
 
@@ -240,6 +251,28 @@ def dashboard_asset(name: str) -> Response:
     from chalicelib.web import assets
 
     return assets.respond(assets.dashboard_asset(name), header(_request(), "if-none-match"))
+
+
+app.api.binary_types.append("image/png")
+
+
+@app.route("/demo-art/{name}", methods=["GET"])
+@answers_errors()
+def demo_art(name: str) -> Response:
+    """The demo data's pixel art (``{n}.png``): only beside a local DynamoDB (the local
+    stack, tests), a 404 in AWS."""
+    from chalicelib.errors import NotFound
+    from chalicelib.web import demo_art
+
+    if not demo_art.served(get_services().settings):
+        raise NotFound("demo art is served by the local stack only")
+    picture = demo_art.picture(demo_art.number_of(name))
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "image/png",
+        "Cache-Control": demo_art.CACHE,
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(body=picture, status_code=200, headers=headers)
 
 
 # ---- operations -----------------------------------------------------------------------------

@@ -127,6 +127,22 @@ def without_open_ended(counts: Mapping[str, int]) -> dict[str, int]:
     }
 
 
+def apportion(counts: Mapping[str, int], numerator: int, denominator: int) -> dict[str, int]:
+    """Scale counts by numerator/denominator in integers (largest remainder), so a scaled
+    breakdown still adds up to the scaled total."""
+    if denominator <= 0 or numerator <= 0:
+        return {}
+    if numerator >= denominator:
+        return dict(counts)
+    total = sum(counts.values())
+    target = (total * numerator * 2 + denominator) // (2 * denominator)
+    floors = {k: n * numerator // denominator for k, n in counts.items()}
+    rests = sorted(counts, key=lambda k: (-(counts[k] * numerator % denominator), k))
+    for key in rests[: max(0, target - sum(floors.values()))]:
+        floors[key] += 1
+    return {k: n for k, n in floors.items() if n}
+
+
 def breakdowns(counts: Mapping[str, int]) -> list[tuple[str, str, str, int]]:
     """(measure, dimension, value, n) of every non-zero breakdown counter."""
     out = []

@@ -36,6 +36,7 @@ class DropReason(StrEnum):
     GPC = "gpc"
     BOT = "bot"
     UNKNOWN_POST = "unknown_post"
+    POST_NOT_COUNTING = "post_not_counting"  # hidden or deleted: accepted, never stored
     AUTHOR_VIEW = "author_view"
     NET_CAP = "net_cap"
     DUPLICATE = "duplicate"
@@ -48,6 +49,7 @@ class DropReason(StrEnum):
     PLAYER_RETRANSMISSION = "player_retransmission"
     PLAYER_RATE_LIMITED = "player_rate_limited"
     PLAYER_UNKNOWN_POST = "player_unknown_post"
+    PLAYER_POST_NOT_COUNTING = "player_post_not_counting"
     PLAYER_AUTHOR_VIEW = "player_author_view"
     PLAYER_DUPLICATE = "player_duplicate"
     # the stream handler (chalicelib/rollup/aggregate.py)

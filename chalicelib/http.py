@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 from chalice import Response  # type: ignore[attr-defined]
 
-from chalicelib.errors import BadRequest, VTSError
+from chalicelib.errors import VTSError
 
 logger = logging.getLogger("vts.http")
 
@@ -95,21 +95,6 @@ def source_ip(request: Any, trust_forwarded_for: bool = False) -> str | None:
 def header(request: Any, name: str) -> str | None:
     value = request.headers.get(name)
     return str(value) if value is not None else None
-
-
-def json_object(raw: bytes | None) -> dict[str, Any]:
-    """A required JSON object body (registry routes)."""
-    import json
-
-    if not raw:
-        raise BadRequest("a JSON object body is required", code="invalid_json")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
-        raise BadRequest("the body is not valid JSON", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
-    return data
 
 
 def web_hit(

@@ -101,7 +101,9 @@ class Services:
     def stats(self) -> StatsService:
         from chalicelib.stats.service import StatsService
 
-        return StatsService(self.aggregates, self.posts, self.clock)
+        return StatsService(
+            self.aggregates, self.posts, self.clock, site_url=self.settings.site_url
+        )
 
     @cached_property
     def web_recorder(self) -> WebRecorder:

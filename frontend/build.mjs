@@ -2,6 +2,7 @@
 // chalicelib/): the minified tracker vts.js, and the dashboard page with its bundled,
 // content-hashed script and stylesheet. Run by scripts/setup.sh (`npm run build`).
 import { build } from "esbuild";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,9 +42,15 @@ const result = await build({
 const outputs = Object.keys(result.metafile.outputs).map((path) => basename(path));
 const script = outputs.find((name) => name.endsWith(".js"));
 const style = outputs.find((name) => name.endsWith(".css"));
+// The page's icon, content-hashed like the bundles (served from 'self': the page's
+// Content-Security-Policy allows no data: images).
+const iconSvg = readFileSync(join(root, "frontend", "dashboard", "favicon.svg"));
+const icon = `dashboard-${createHash("sha256").update(iconSvg).digest("hex").slice(0, 10)}.svg`;
+writeFileSync(join(staging, "assets", icon), iconSvg);
 const page = readFileSync(join(root, "frontend", "dashboard", "index.html"), "utf8")
   .replace("__JS__", script)
-  .replace("__CSS__", style);
+  .replace("__CSS__", style)
+  .replace("__ICON__", icon);
 writeFileSync(join(staging, "dashboard.html"), page);
 
 // Swap the whole directory in, so a reader never sees a half-written build.

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# System packages the tests need, from Debian: Chromium for the browser tests (tests/e2e/) and
-# Mosquitto for the Makapix bridge tests (tests/integration/test_makapix_broker.py).
+# System packages the tests need, from Debian: Chromium for the browser tests (tests/e2e/),
+# Mosquitto for the Makapix bridge tests (tests/integration/test_makapix_broker.py) and
+# PostgreSQL for the Makapix database tests (tests/makapix_db.py: makapix-sync, import-history).
 # Idempotent: does nothing for what is already there; installs only as root, with apt-get;
 # never downloads a browser build of its own (Playwright drives Debian's chromium). The tests
 # start their own mosquitto: the one Debian's package would run as a service is kept from
 # starting and disabled, since it would hold 127.0.0.1:1883, the local stack's MQTT port.
+# Likewise the tests start throwaway PostgreSQL clusters of their own (initdb, pg_ctl): the
+# cluster and service Debian's postgresql sets up are kept from starting and disabled.
 set -euo pipefail
 
 packages=()
@@ -38,6 +41,19 @@ else
   wanted+=(mosquitto)
 fi
 
+postgres_version() {
+  local initdb
+  initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$initdb" ] && "$initdb" --version 2>/dev/null | head -n 1
+}
+
+if [ -n "$(postgres_version)" ]; then
+  echo "== postgresql: $(postgres_version)"
+else
+  packages+=(postgresql)
+  wanted+=(postgresql)
+fi
+
 [ "${#packages[@]}" -eq 0 ] && exit 0
 
 skip_message() {
@@ -45,6 +61,7 @@ skip_message() {
     case "$name" in
       chromium) echo "   chromium: the browser tests (tests/e2e/) will be skipped." ;;
       mosquitto) echo "   mosquitto: the Makapix bridge tests (tests/integration/test_makapix_broker.py) will be skipped." ;;
+      postgresql) echo "   postgresql: the Makapix database tests (test_makapix_sync.py, test_import_history.py --dsn) will be skipped." ;;
     esac
   done
 }
@@ -55,6 +72,9 @@ if [ "$(id -u)" != "0" ]; then
   echo "   Install with: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages[*]}"
   case " ${wanted[*]} " in
     *" mosquitto "*) echo "   then: sudo systemctl disable --now mosquitto (so that nothing holds port 1883)" ;;
+  esac
+  case " ${wanted[*]} " in
+    *" postgresql "*) echo "   then: sudo systemctl disable --now postgresql (the tests start clusters of their own)" ;;
   esac
   exit 0
 fi
@@ -100,6 +120,31 @@ for name in "${wanted[@]}"; do
       fi
       echo "== mosquitto: installed $(mosquitto_version); its service is disabled (the tests start their own)"
       mosquitto_service_warning
+      ;;
+    postgresql)
+      # Debian's package makes a cluster (main) and a service that would run it at the next
+      # boot on port 5432: disable both, and stop any cluster that started anyway.
+      if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable postgresql.service >/dev/null 2>&1 || true
+        if [ -d /run/systemd/system ]; then
+          systemctl stop postgresql.service >/dev/null 2>&1 || true
+        fi
+      fi
+      if command -v update-rc.d >/dev/null 2>&1; then
+        update-rc.d postgresql disable >/dev/null 2>&1 || true
+      fi
+      if command -v pg_lsclusters >/dev/null 2>&1; then
+        pg_lsclusters -h 2>/dev/null | while read -r version cluster _port status _rest; do
+          if [ "$status" = "online" ]; then
+            pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true
+          fi
+          # start.conf "disabled": not started by the service nor by pg_ctlcluster at boot.
+          if [ -f "/etc/postgresql/$version/$cluster/start.conf" ]; then
+            echo disabled >"/etc/postgresql/$version/$cluster/start.conf"
+          fi
+        done
+      fi
+      echo "== postgresql: installed $(postgres_version); its service is disabled (the tests start their own clusters)"
       ;;
   esac
 done

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,17 @@ BROWSER_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """Whatever a test puts in the environment stays with it: a command it runs in-process
+    (``vts`` loads ``.vts/local.env``, written by ``make run``) must not change the settings
+    of the tests after it. Wider-scoped fixtures set theirs up before this snapshot."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def load_event(name: str) -> Any:

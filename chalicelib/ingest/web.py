@@ -1,7 +1,8 @@
 """Recording web, widget and API looks: a pipeline of named steps over one ``WebHit``.
 
 Steps, in order: ``drop_gpc`` (the browser asked not to be tracked: nothing is read or
-stored) -> ``drop_bot`` -> ``find_post`` -> ``drop_author_view`` -> ``drop_net_cap`` (one
+stored) -> ``drop_bot`` -> ``find_post`` (unknown: 404; hidden or deleted: dropped as
+``post_not_counting``) -> ``drop_author_view`` -> ``drop_net_cap`` (one
 network cannot inflate a post: chalicelib/netcap.py) -> ``store`` (a View through the shared
 dedup step, chalicelib/views.py, or an Impression in its rate slot). Each may end the hit with
 an outcome; a drop is counted by reason (``chalicelib.drops.DropReason``), never raised. Only
@@ -134,6 +135,10 @@ class WebRecorder:
         if look.post is None:
             self._drops.count(DropReason.UNKNOWN_POST)
             raise NotFound(f"post {post_id} is not registered", code="unknown_post")
+        if not look.post.counting:
+            # Hidden or deleted: accepted like a bot's look (204, the pixel still served),
+            # nothing stored; the post's stats stay readable by its owner.
+            return self._drop(DropReason.POST_NOT_COUNTING)
         return None
 
     def drop_author_view(self, look: Look) -> Outcome | None:

@@ -2,7 +2,10 @@
 
 A player is a physical frame registered with a ``player_key`` (a UUID, also its IoT thing
 name and the third level of its MQTT topics), an owner, and optionally the country and IANA
-timezone its views are attributed to. Deleting a registration revokes the player.
+timezone its views are attributed to and a ``name``. Its reports are refused as
+unregistered (``player_unregistered``) once its registration is deleted or marked
+``revoked`` (a frame torn down in Makapix). A registration is a whole record: a field left
+out is cleared.
 """
 
 from __future__ import annotations
@@ -10,17 +13,20 @@ from __future__ import annotations
 import re
 import time
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from chalicelib.clock import Clock
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PlayerRecord
 from chalicelib.players.schema import canonical_player_key
 from chalicelib.registry.cache import TtlCache
-from chalicelib.registry.posts import check_owner_id
+from chalicelib.registry.posts import Saved, check_flag, check_owner_id
 from chalicelib.storage.ports import Registry
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+NAME_MAX = 128
 
 
 def check_player_key(text: object) -> str:
@@ -55,14 +61,63 @@ def check_timezone(value: object) -> str | None:
     return value
 
 
-def player_body(record: PlayerRecord) -> dict[str, str | None]:
-    """A registration as the registry routes answer it."""
-    return {
+def check_name(value: object) -> str | None:
+    """The frame's name as its owner calls it: at most ``NAME_MAX`` characters, control
+    characters made spaces; absent, null or blank means none."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > NAME_MAX:
+        raise BadRequest(f"name must be a string of at most {NAME_MAX} characters",
+                         code="invalid_name")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # half a surrogate pair
+        raise BadRequest("name must be valid Unicode text", code="invalid_name") from None
+    return _CONTROL.sub(" ", value).strip() or None
+
+
+@dataclass(frozen=True)
+class PlayerDetails:
+    """A player's registration as sent, validated (everything but its key)."""
+
+    owner_id: str
+    country: str | None = None
+    timezone: str | None = None
+    name: str | None = None
+    revoked: bool = False
+
+
+def player_details(
+    owner_id: object,
+    country: object = None,
+    timezone: object = None,
+    name: object = None,
+    revoked: object = None,
+) -> PlayerDetails:
+    """Validate a player's fields (``BadRequest`` with an ``invalid_{field}`` code)."""
+    return PlayerDetails(
+        owner_id=check_owner_id(owner_id),
+        country=check_country(country),
+        timezone=check_timezone(timezone),
+        name=check_name(name),
+        revoked=check_flag(revoked, "revoked", False),
+    )
+
+
+def player_body(record: PlayerRecord) -> dict[str, str | bool | None]:
+    """A registration as the registry routes answer it (``name`` when set, ``revoked``
+    when true)."""
+    body: dict[str, str | bool | None] = {
         "player_key": record.player_key,
         "owner_id": record.owner_id,
         "country": record.country,
         "timezone": record.timezone,
     }
+    if record.name is not None:
+        body["name"] = record.name
+    if record.revoked:
+        body["revoked"] = True
+    return body
 
 
 class PlayerDirectory:
@@ -86,24 +141,55 @@ class PlayerDirectory:
         return self._cache.get(player_key, self._registry.get_player)
 
     def register(
-        self, player_key: object, owner_id: object, country: object = None, timezone: object = None
+        self,
+        player_key: object,
+        owner_id: object,
+        country: object = None,
+        timezone: object = None,
+        **fields: object,
     ) -> tuple[PlayerRecord, bool]:
-        """Register or update a player. Returns the record and whether it is new."""
+        """Register or update a player (``fields``: name, revoked; a field left out is
+        cleared). Returns the record and whether it is new."""
         key = check_player_key(player_key)
-        record_owner = check_owner_id(owner_id)
-        record_country = check_country(country)
-        record_timezone = check_timezone(timezone)
-        existing = self._registry.get_player(key)
-        record = PlayerRecord(
-            player_key=key,
-            owner_id=record_owner,
-            registered_at=existing.registered_at if existing else self._clock.now(),
-            country=record_country,
-            timezone=record_timezone,
+        return self.put(key, player_details(owner_id, country, timezone, **fields))
+
+    def put(self, player_key: object, details: PlayerDetails) -> tuple[PlayerRecord, bool]:
+        """Store one validated player. Returns the record and whether it is new."""
+        key = check_player_key(player_key)
+        saved = self.save({key: details})
+        return saved.records[key], key in saved.created
+
+    def save(self, wanted: Mapping[str, PlayerDetails]) -> Saved[str, PlayerRecord]:
+        """Store each player (keys already canonical) as ``wanted`` says: one batched read
+        of what is registered, one batched write of only what changes. Sending the same
+        records again writes nothing."""
+        existing = self._registry.get_players(wanted) if wanted else {}
+        now = self._clock.now()
+        records: dict[str, PlayerRecord] = {}
+        writes: list[PlayerRecord] = []
+        for key, details in wanted.items():
+            old = existing.get(key)
+            record = PlayerRecord(
+                player_key=key,
+                owner_id=details.owner_id,
+                registered_at=old.registered_at if old else now,
+                country=details.country,
+                timezone=details.timezone,
+                name=details.name,
+                revoked=details.revoked,
+            )
+            records[key] = record
+            if record != old:
+                writes.append(record)
+        if writes:
+            self._registry.put_players(writes)
+            for record in writes:
+                self._forget(record.player_key)
+        return Saved(
+            records=records,
+            created=frozenset(key for key in wanted if key not in existing),
+            changed=frozenset(r.player_key for r in writes),
         )
-        self._registry.put_player(record)
-        self._forget(key)
-        return record, existing is None
 
     def delete(self, player_key: object) -> None:
         """Revoke a player: its reports are dropped as unregistered from now on."""

@@ -1,7 +1,8 @@
 """Recording player view reports: a pipeline of named steps over one rule event (DESIGN §4).
 
 Steps, in the contract's order: ``parse`` -> ``match_key`` -> ``match_client`` -> ``find_player`` ->
-``pass_gate`` (retransmission, then rate: players/gate.py) -> ``find_post`` ->
+``pass_gate`` (retransmission, then rate: players/gate.py) -> ``find_post`` (a hidden or
+deleted post: ``player_post_not_counting``) ->
 ``drop_author_view`` -> ``store``. Each may end the report with an outcome; a drop is
 counted by reason, never raised. Only an infrastructure fault raises (the Lambda is then
 retried with the same event): the rule's ``received_at`` travels as a redelivery token, and
@@ -53,6 +54,7 @@ UNREGISTERED = DropReason.PLAYER_UNREGISTERED
 RETRANSMISSION = DropReason.PLAYER_RETRANSMISSION
 RATE_LIMITED = DropReason.PLAYER_RATE_LIMITED
 UNKNOWN_POST = DropReason.PLAYER_UNKNOWN_POST
+POST_NOT_COUNTING = DropReason.PLAYER_POST_NOT_COUNTING
 AUTHOR_VIEW = DropReason.PLAYER_AUTHOR_VIEW
 DUPLICATE = DropReason.PLAYER_DUPLICATE
 DROP_REASONS: tuple[str, ...] = PLAYER_DROPS
@@ -236,6 +238,9 @@ class PlayerViewRecorder:
         report.player = self._players.get(report.player_key)
         if report.player is None:
             return _failure(UNREGISTERED, "unregistered", "this player is not registered")
+        if report.player.revoked:
+            # A frame torn down in Makapix: refused exactly like one never registered.
+            return _failure(UNREGISTERED, "unregistered", "this player's registration is revoked")
         return None
 
     def pass_gate(self, report: Report) -> PlayerOutcome | None:
@@ -264,6 +269,9 @@ class PlayerViewRecorder:
             return _failure(
                 UNKNOWN_POST, "not_found", f"post {report.message.post_id} is not registered"
             )
+        if not report.post.counting:
+            # Hidden or deleted: accepted (acked success, not counted), nothing stored.
+            return PlayerOutcome(POST_NOT_COUNTING)
         return None
 
     def drop_author_view(self, report: Report) -> PlayerOutcome | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -35,6 +35,35 @@ class TtlCache(Generic[K, V]):
                 self._entries.clear()
             self._entries[key] = (now + self._ttl_s, value)
         return value
+
+    def get_many(
+        self, keys: Iterable[K], load_many: Callable[[list[K]], Mapping[K, V]]
+    ) -> dict[K, V]:
+        """The values of ``keys`` found (cached or loaded); absent keys are missing from the
+        answer and remembered as absent. One ``load_many`` call for every key not cached."""
+        now = self._monotonic()
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        with self._lock:
+            for key in dict.fromkeys(keys):
+                hit = self._entries.get(key)
+                if hit is not None and hit[0] > now:
+                    if hit[1] is not None:
+                        found[key] = hit[1]
+                else:
+                    missing.append(key)
+        if not missing:
+            return found
+        loaded = load_many(missing)
+        with self._lock:
+            if len(self._entries) + len(missing) > self._max:
+                self._entries.clear()
+            for key in missing:
+                value = loaded.get(key)
+                self._entries[key] = (now + self._ttl_s, value)
+                if value is not None:
+                    found[key] = value
+        return found
 
     def forget(self, key: K) -> None:
         with self._lock:

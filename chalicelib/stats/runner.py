@@ -16,12 +16,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from chalicelib.clock import Clock
-from chalicelib.counts import OTHER, DayCounters, Target, TargetKind
+from chalicelib.counts import OTHER, DayCounters, Target, TargetKind, apportion
 from chalicelib.days import instant_or_none, iso
 from chalicelib.stats import sketches
 from chalicelib.stats.query import StatsQuery
 from chalicelib.storage.aggregates import Aggregates
-from chalicelib.storage.aggregates.reading import Breakdowns, Freshness, Held, Reading
+from chalicelib.storage.aggregates.reading import IMPORTED, Breakdowns, Freshness, Held, Reading
 
 TOP_COUNTRIES = 10
 TOP_REFERRERS = 10
@@ -66,22 +66,6 @@ class _Spread:
 class Estimate:
     value: int
     approximate: bool
-
-
-def apportion(counts: Mapping[str, int], numerator: int, denominator: int) -> dict[str, int]:
-    """Scale counts by numerator/denominator in integers (largest remainder), so a scaled
-    breakdown still adds up to the scaled total."""
-    if denominator <= 0 or numerator <= 0:
-        return {}
-    if numerator >= denominator:
-        return dict(counts)
-    total = sum(counts.values())
-    target = (total * numerator * 2 + denominator) // (2 * denominator)
-    floors = {k: n * numerator // denominator for k, n in counts.items()}
-    rests = sorted(counts, key=lambda k: (-(counts[k] * numerator % denominator), k))
-    for key in rests[: max(0, target - sum(floors.values()))]:
-        floors[key] += 1
-    return {k: n for k, n in floors.items() if n}
 
 
 def top(counts: Mapping[str, int], n: int, *, other: bool) -> dict[str, int]:
@@ -170,13 +154,25 @@ class _Uniques:
         self.spread = spread_
         self.single_post = single_post
         self.held = held
-        closed_days = [d for d in days if d.closed and measure in d.unique and d.total(measure) > 0]
+        closed_days = [
+            d
+            for d in days
+            if d.closed
+            and measure in d.unique
+            and d.total(measure) > 0
+            and not d.unique.get(IMPORTED)
+        ]
         counted = sum(d.total(measure) for d in closed_days)
-        # Open Days of an artist or the site: Views/Visitor as on the closed Days read.
+        # Open Days of an artist or the site: Views/Visitor as on the closed Days read (VTS's
+        # own: an imported artist's or site's Day sums its posts' distinct viewers).
         self.ratio = sum(d.unique[measure] for d in closed_days) / counted if counted else 1.0
 
     def day(self, day: DayCounters) -> tuple[float, bool]:
         """A whole UTC Day's distinct Visitors, and whether that figure is exact."""
+        if day.unique.get(IMPORTED):
+            # An imported Day: the other system's count (for an artist or the site, the sum
+            # of its posts'), never exact, and no sketch holds its Visitors.
+            return float(day.unique.get(self.measure, day.total(self.measure))), False
         if self.single_post:
             # Views are unique per (Visitor, Post, Day): one post's Day has uv = v.
             return float(day.total(self.measure)), True

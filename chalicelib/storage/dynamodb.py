@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,6 +47,28 @@ def guarded(call: Callable[[], T]) -> T:
         raise
     except BotoCoreError as error:
         raise StorageUnavailable(f"DynamoDB unreachable: {type(error).__name__}") from error
+
+
+BATCH_ROUNDS = 8  # rounds for unprocessed keys or items before StorageUnavailable
+
+
+def until_processed(
+    sleep: Callable[[float], None],
+    call: Callable[..., dict[str, Any]],
+    pending: dict[str, Any],
+    unprocessed: str,
+) -> list[dict[str, Any]]:
+    """The answers to one batch request (``call(RequestItems=pending)``: BatchGetItem or
+    BatchWriteItem) and to its retries of what DynamoDB left ``unprocessed``, which means
+    throttling: a pause before each retry, ``StorageUnavailable`` after ``BATCH_ROUNDS``."""
+    answers = []
+    for attempt in range(BATCH_ROUNDS):
+        answers.append(guarded(partial(call, RequestItems=pending)))
+        pending = answers[-1].get(unprocessed) or {}
+        if not pending:
+            return answers
+        sleep(min(2.0, 0.05 * 2**attempt))
+    raise StorageUnavailable(f"DynamoDB left {unprocessed} after retries")
 
 
 @dataclass(frozen=True)
@@ -108,10 +132,48 @@ class DynamoEventStore:
                 yield codec.event_from_item(codec.from_typed(raw))
 
 
+REGISTRY_READ_BATCH = 100  # BatchGetItem's limit
+REGISTRY_WRITE_BATCH = 25  # BatchWriteItem's limit
+
+
 class DynamoRegistry:
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(
+        self, client: Any, table: str, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._client = client
         self._table = table
+        self._sleep = sleep
+
+    def _batch_get(self, keys_: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Plain items by ``pk``: BatchGetItem by 100, retrying what DynamoDB left
+        unprocessed (throttling) with a growing pause; ``StorageUnavailable`` past that."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = sorted(set(keys_))
+        for start in range(0, len(unique), REGISTRY_READ_BATCH):
+            chunk = unique[start : start + REGISTRY_READ_BATCH]
+            pending: dict[str, Any] = {
+                self._table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in chunk]}
+            }
+            for answer in until_processed(
+                self._sleep, self._client.batch_get_item, pending, "UnprocessedKeys"
+            ):
+                for raw in answer.get("Responses", {}).get(self._table, []):
+                    item = codec.from_typed(raw)
+                    found[str(item["pk"])] = item
+        return found
+
+    def _batch_put(self, items: list[dict[str, Any]]) -> None:
+        """Whole items by BatchWriteItem (25 a request; the last item of a key wins)."""
+        latest = {(item["pk"], item["sk"]): item for item in items}
+        unique = list(latest.values())
+        for start in range(0, len(unique), REGISTRY_WRITE_BATCH):
+            requests = [
+                {"PutRequest": {"Item": codec.to_typed(item)}}
+                for item in unique[start : start + REGISTRY_WRITE_BATCH]
+            ]
+            until_processed(
+                self._sleep, self._client.batch_write_item, {self._table: requests}, "UnprocessedItems"
+            )
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         answer = guarded(
@@ -136,9 +198,22 @@ class DynamoRegistry:
         item = self._get(*keys.post_key(post_id))
         return codec.post_from_item(post_id, item) if item else None
 
+    def get_posts(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        ids = {int(post_id) for post_id in post_ids}
+        items = self._batch_get([keys.post_key(post_id) for post_id in ids])
+        found = {}
+        for post_id in ids:
+            item = items.get(keys.post_key(post_id)[0])
+            if item is not None:
+                found[post_id] = codec.post_from_item(post_id, item)
+        return found
+
     def put_post(self, post: PostRecord) -> None:
         item = codec.to_typed(codec.post_item(post))
         guarded(lambda: self._client.put_item(TableName=self._table, Item=item))
+
+    def put_posts(self, posts: Iterable[PostRecord]) -> None:
+        self._batch_put([codec.post_item(post) for post in posts])
 
     def delete_post(self, post_id: int) -> bool:
         return self._delete(*keys.post_key(post_id))
@@ -147,9 +222,22 @@ class DynamoRegistry:
         item = self._get(*keys.player_key(player_key))
         return codec.player_from_item(player_key, item) if item else None
 
+    def get_players(self, player_keys: Iterable[str]) -> dict[str, PlayerRecord]:
+        wanted = set(player_keys)
+        items = self._batch_get([keys.player_key(key) for key in wanted])
+        found = {}
+        for key in wanted:
+            item = items.get(keys.player_key(key)[0])
+            if item is not None:
+                found[key] = codec.player_from_item(key, item)
+        return found
+
     def put_player(self, player: PlayerRecord) -> None:
         item = codec.to_typed(codec.player_item(player))
         guarded(lambda: self._client.put_item(TableName=self._table, Item=item))
+
+    def put_players(self, players: Iterable[PlayerRecord]) -> None:
+        self._batch_put([codec.player_item(player) for player in players])
 
     def delete_player(self, player_key: str) -> bool:
         return self._delete(*keys.player_key(player_key))

@@ -60,8 +60,15 @@ class MemoryRegistry:
     def get_post(self, post_id: int) -> PostRecord | None:
         return self.posts.get(post_id)
 
+    def get_posts(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        return {i: self.posts[i] for i in set(post_ids) if i in self.posts}
+
     def put_post(self, post: PostRecord) -> None:
         self.posts[post.post_id] = post
+
+    def put_posts(self, posts: Iterable[PostRecord]) -> None:
+        for post in posts:
+            self.put_post(post)
 
     def delete_post(self, post_id: int) -> bool:
         return self.posts.pop(post_id, None) is not None
@@ -69,8 +76,15 @@ class MemoryRegistry:
     def get_player(self, player_key: str) -> PlayerRecord | None:
         return self.players.get(player_key)
 
+    def get_players(self, player_keys: Iterable[str]) -> dict[str, PlayerRecord]:
+        return {k: self.players[k] for k in set(player_keys) if k in self.players}
+
     def put_player(self, player: PlayerRecord) -> None:
         self.players[player.player_key] = player
+
+    def put_players(self, players: Iterable[PlayerRecord]) -> None:
+        for player in players:
+            self.put_player(player)
 
     def delete_player(self, player_key: str) -> bool:
         return self.players.pop(player_key, None) is not None

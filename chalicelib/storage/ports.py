@@ -34,7 +34,15 @@ class Registry(Protocol):
 
     def get_post(self, post_id: int) -> PostRecord | None: ...
 
+    def get_posts(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        """The registered posts among ``post_ids`` (batched reads; the absent are missing)."""
+        ...
+
     def put_post(self, post: PostRecord) -> None: ...
+
+    def put_posts(self, posts: Iterable[PostRecord]) -> None:
+        """Write whole posts (batched writes; the last record of an id wins)."""
+        ...
 
     def delete_post(self, post_id: int) -> bool:
         """Remove a post; False when it was not registered."""
@@ -42,7 +50,15 @@ class Registry(Protocol):
 
     def get_player(self, player_key: str) -> PlayerRecord | None: ...
 
+    def get_players(self, player_keys: Iterable[str]) -> dict[str, PlayerRecord]:
+        """The registered players among ``player_keys`` (batched reads)."""
+        ...
+
     def put_player(self, player: PlayerRecord) -> None: ...
+
+    def put_players(self, players: Iterable[PlayerRecord]) -> None:
+        """Write whole players (batched writes; the last record of a key wins)."""
+        ...
 
     def delete_player(self, player_key: str) -> bool: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,19 +26,34 @@ TRACKER_CACHE = "public, max-age=3600, stale-while-revalidate=86400"
 PAGE_CACHE = "no-cache"
 HASHED_CACHE = "public, max-age=31536000, immutable"
 
-_ASSET_NAME = re.compile(r"^dashboard-[A-Za-z0-9]{6,16}\.(js|css)(\.LEGAL\.txt)?$")
+_ASSET_NAME = re.compile(r"^dashboard-[A-Za-z0-9]{6,16}\.(js|css|svg)(\.LEGAL\.txt)?$")
 _TYPES = {
     ".js": "application/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".html": "text/html; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
 
-# The dashboard talks only to its own origin; nothing inline, nothing framed.
-DASHBOARD_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+# The dashboard talks only to its own origin; nothing inline, nothing framed. Images come
+# from itself (its icon) and from the configured art origins only (``VTS_ART_ORIGINS``:
+# the artworks' ``art_url``); no ``data:`` or ``blob:`` images.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+# scheme://host[:port], as config.parse_origin accepts them: nothing that could end or add
+# a directive (a space, ';', ',', a quote) gets into the policy.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+
+
+def dashboard_csp(art_origins: Iterable[str]) -> str:
+    """The dashboard page's Content-Security-Policy for these art origins."""
+    origins = [o.rstrip("/") for o in art_origins]
+    bad = [o for o in origins if not _ORIGIN.match(o)]
+    if bad:
+        raise ConfigError(f"not an origin for the dashboard's img-src: {bad[0]!r}")
+    return _CSP.format(images=" ".join(["'self'", *dict.fromkeys(origins)]))
 
 
 @dataclass(frozen=True)

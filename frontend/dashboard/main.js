@@ -11,6 +11,9 @@ import { expired, forgetToken, readClaims, saveToken, takeToken } from "./sessio
 
 const POSTS_PAGE = 25;
 const MAX_DAYS = 366;
+// Artwork thumbnails, in CSS pixels (pixel art scales crisply by whole multiples).
+const THUMB = 32;
+const LARGE = 64;
 
 const $ = (id) => document.getElementById(id);
 
@@ -303,10 +306,96 @@ function renderCountries(list, counts) {
   });
 }
 
-function postLink(postId) {
-  const link = el("a", "", `Post ${postId}`);
-  link.href = `#post=${encodeURIComponent(postId)}`;
+// ---- posts: title, artwork, page on the site ----------------------------------------------
+
+function postName(post) {
+  return (post && post.title) || `Post ${post.post_id}`;
+}
+
+// Only http(s) URLs reach an <img src> or <a href> (the API sends https; this is a seatbelt).
+function webUrl(text) {
+  if (typeof text !== "string" || !text) return null;
+  try {
+    const url = new URL(text);
+    return url.protocol === "https:" || url.protocol === "http:" ? url : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+function artFrame(className) {
+  const frame = el("span", `${className} none`);
+  frame.setAttribute("aria-hidden", "true");
+  return frame;
+}
+
+// The artwork, crisp (CSS: image-rendering: pixelated) at a fixed size, so nothing moves
+// while it loads; an empty frame of the same size when there is none or it cannot load
+// (e.g. an origin the page's Content-Security-Policy does not allow).
+function artImage(post, large) {
+  const className = `art ${large ? "large" : "small"}`;
+  const src = webUrl(post.art_url);
+  if (!src) return artFrame(className);
+  const img = el("img", className);
+  img.width = large ? LARGE : THUMB;
+  img.height = large ? LARGE : THUMB;
+  img.alt = postName(post);
+  img.decoding = "async";
+  if (!large) img.loading = "lazy";
+  img.referrerPolicy = "no-referrer";
+  img.addEventListener("error", () => img.replaceWith(artFrame(className)), { once: true });
+  img.src = src.href;
+  return img;
+}
+
+function siteLink(post, className, text) {
+  const url = webUrl(post.url);
+  if (!url) return null;
+  const link = el("a", className, text(url));
+  link.href = url.href;
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
   return link;
+}
+
+// A row's first cell: the artwork (a link to its page on the site when known), its title
+// (opens the post's own panel) and the site's link.
+function postCell(post) {
+  const cell = el("div", "post-cell");
+  const art = artImage(post, false);
+  const onSite = siteLink(post, "art-link", () => "");
+  if (onSite) {
+    onSite.setAttribute("aria-label", `${postName(post)} on ${webUrl(post.url).host}`);
+    onSite.append(art);
+    cell.append(onSite);
+  } else {
+    cell.append(art);
+  }
+  const names = el("span", "post-names");
+  const open = el("a", "open", postName(post));
+  open.href = `#post=${encodeURIComponent(post.post_id)}`;
+  open.title = "This post's stats in the chosen period";
+  names.append(open);
+  const site = siteLink(post, "site-link", (url) => `${url.host}${url.pathname} ↗`);
+  if (site) names.append(site);
+  cell.append(names);
+  return cell;
+}
+
+function showPostHead(post) {
+  $("post-title").textContent = `${postName(post)} — ${periodLabel(state.range)}`;
+  const slot = $("post-art");
+  if (slot.dataset.src !== String(post.art_url || "")) {
+    slot.dataset.src = String(post.art_url || "");
+    slot.replaceChildren(artImage(post, true));
+  }
+  const link = $("post-site");
+  const url = webUrl(post.url);
+  link.hidden = !url;
+  if (url) {
+    link.href = url.href;
+    link.textContent = `See it on ${url.host} ↗`;
+  }
 }
 
 // ---- top posts (all-time views, paginated) -----------------------------------------------
@@ -322,7 +411,7 @@ function renderPosts() {
   body.replaceChildren();
   const total = state.stats && state.stats.total_posts;
   const count = total ? `${number(total)} ${total === 1 ? "post" : "posts"}, m` : "M";
-  $("posts-sub").textContent = `${count}ost viewed first (all-time figures). Open one for its stats in the chosen period.`;
+  $("posts-sub").textContent = `${count}ost viewed first (all-time figures, today included). Open one for its stats in the chosen period.`;
   if (!state.posts.length) {
     const tr = el("tr");
     const td = el("td", "none", "No views of your posts yet.");
@@ -336,7 +425,7 @@ function renderPosts() {
     tr.dataset.post = row.post_id;
     const name = el("th");
     name.scope = "row";
-    name.append(postLink(row.post_id));
+    name.append(postCell(row));
     const share = el("td", "share");
     const bar = el("span", "bar");
     const fill = el("span", "fill");
@@ -376,13 +465,14 @@ async function loadPost(postId) {
   state.post = postId;
   const panel = $("post-panel");
   panel.hidden = false;
-  $("post-title").textContent = `Post ${postId} — ${periodLabel(state.range)}`;
+  showPostHead(state.posts.find((row) => row.post_id === postId) || { post_id: postId });
   $("post-body").hidden = true;
   panel.scrollIntoView({ block: "start" });
   showStatus($("post-status"), "loading", "Loading this post's stats…");
   try {
     const stats = await state.client.json(`/v1/posts/${postId}/stats`, { from: state.range.from, to: state.range.to, tz: state.tz });
     if (state.post !== postId) return; // another post was opened meanwhile
+    showPostHead({ post_id: postId, title: stats.title, art_url: stats.art_url, url: stats.url });
     renderTotals($("post-totals"), stats, null, false);
     const daily = stats.daily || [];
     dailyChart($("post-chart"), daily.map((row) => shortDay(row.date)), daily.map((row) => row.views || 0), daily.map((row) => row.impressions || 0));
@@ -390,6 +480,7 @@ async function loadPost(postId) {
     bars($("post-devices"), entries(stats.by_device, Object.keys(DEVICE_NAMES)), (key) => [DEVICE_NAMES[key] || key]);
     bars($("post-sources"), entries(stats.by_source, Object.keys(SOURCE_NAMES)), (key) => [SOURCE_NAMES[key] || key]);
     bars($("post-channels"), entries(stats.by_channel), (key) => [channelName(key)]);
+    $("post-body").dataset.post = String(postId);
     $("post-body").hidden = false;
     showStatus($("post-status"), "", "");
   } catch (error) {

@@ -50,6 +50,13 @@ def local_environment(root: Path, *, fresh_secrets: bool) -> dict[str, str]:
     # address when a request carries one (tests and the demo are many networks).
     env["VTS_TRUST_FORWARDED_FOR"] = "1"
     env["VTS_STAGE"] = os.environ.get("VTS_STAGE") or saved.get("VTS_STAGE") or "dev"
+    # The demo's pixel art comes from the local API itself (/demo-art/): its origin is an
+    # art origin the dashboard's Content-Security-Policy lets images come from.
+    env["VTS_ART_ORIGINS"] = (
+        os.environ.get("VTS_ART_ORIGINS")
+        or saved.get("VTS_ART_ORIGINS")
+        or f"http://127.0.0.1:{env['VTS_HTTP_PORT']}"
+    )
     geo = os.environ.get("VTS_GEOIP_DB") or saved.get("VTS_GEOIP_DB")
     default_geo = root / ".data" / "geoip" / "country.mmdb"
     if not geo and default_geo.exists():

@@ -153,9 +153,39 @@ def _seed(looks: int) -> None:
 
     now = datetime.now(UTC)
     services = _services(FixedClock(now))
+    # The demo's pixel art is served by the API itself (/demo-art/, listed in VTS_ART_ORIGINS).
+    art_base = f"http://127.0.0.1:{os.environ['VTS_HTTP_PORT']}"
     with bar(looks, "seeding demo looks") as advance:
-        outcome = seed_demo(services, looks=looks, now=now, progress=advance)
-    _print(f"   demo data: {outcome['counted']} views counted, {outcome['other']} other looks")
+        outcome = seed_demo(services, looks=looks, now=now, progress=advance, art_base=art_base)
+    _print(
+        f"   demo data: {outcome['counted']} views counted, {outcome['other']} other looks "
+        f"(frames: {outcome['frame_views']} views, {outcome['frame_impressions']} impressions)"
+    )
+    _frames_report_live()
+
+
+def _frames_report_live() -> None:
+    """Each demo frame sends one report now over MQTT, as a p3a does, through the broker and
+    the IoT bridge (today's figures then include frames, live)."""
+    from vtsops.player_sim import SimulatedPlayer, Simulation, simulate
+    from vtsops.seed import DEMO_PLAYERS, DEMO_POSTS, demo_player_key
+
+    players = [SimulatedPlayer(demo_player_key(n)) for n in range(1, len(DEMO_PLAYERS) + 1)]
+    sim = Simulation(
+        players=players,
+        posts=list(range(1, DEMO_POSTS + 1)),
+        messages=len(players),
+        rate=50.0,
+        artwork_share=0.5,
+        retransmit_share=0.0,
+        port=int(os.environ["VTS_MQTT_PORT"]),
+    )
+    try:
+        report = simulate(sim)
+    except Exception as error:  # the demo goes on without them
+        _print(f"   demo frames could not report over MQTT: {error}")
+        return
+    _print(f"   demo frames: {report.reports} reports sent over MQTT ({len(players)} frames)")
 
 
 def _banner(api_url: str, env: dict[str, str], env_path: Any) -> None:

@@ -1,10 +1,16 @@
-"""Demo data: a few artists and posts, and a month of looks recorded through the real
-recorder (with a moving clock), so the stack has something to show."""
+"""Demo data that looks like Makapix: a few artists and their titled posts with pixel art
+(served by the local API at ``/demo-art/{n}.png``), a few frames (players), and a month of
+looks recorded through the real recorders with a moving clock: web looks through the web
+recorder, frame reports through the ``player_views`` handler the MQTT bridge invokes (rule
+events built by the rule itself), so the dashboard's frames, channels and play order have
+something to show."""
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.auth import Claims
@@ -16,6 +22,21 @@ from chalicelib.wiring import Services
 
 DEMO_ARTISTS = ("artist-1", "artist-2", "artist-3")
 DEMO_POSTS = 12
+DEMO_TITLES = (
+    "Moonlit Castle", "Slime Party", "Retro Rocket", "Tiny Dragon", "Mushroom Forest",
+    "Sunset Bay", "Knight's Rest", "Cherry Blossom", "Robot Friend", "Lava Cave",
+    "Ghost Town", "Pixel Cat",
+)
+# Frames owned by collectors (never by the artists: an owner's own frame is not counted).
+DEMO_PLAYERS = (
+    ("collector-1", "BR", "America/Sao_Paulo", "Living room p3a"),
+    ("collector-2", "JP", "Asia/Tokyo", "Studio frame"),
+    ("collector-3", "DE", "Europe/Berlin", "Hallway p3a"),
+    ("collector-4", "US", "America/New_York", "Desk frame"),
+)
+# What a frame is playing: channel tokens as p3a sends them, and the contexts they carry.
+FRAME_CHANNELS = ("all", "promoted", "reactions", "by_user", "hashtag", "named", "pinned")
+SQID_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 # Public addresses of well-known networks in several countries (the GeoIP DB decides).
 DEMO_IPS = (
@@ -65,33 +86,116 @@ def _demo_ip(rng: random.Random) -> str:
     return f"{prefix}.{rng.randrange(1, 255)}"
 
 
+def demo_sqid(post_id: int) -> str:
+    """A Makapix-like public id for a demo post (the same every run)."""
+    rng = random.Random(f"sqid-{post_id}")
+    return "".join(rng.choice(SQID_ALPHABET) for _ in range(6))
+
+
+def demo_player_key(n: int) -> str:
+    """The demo frame ``n``'s key (a UUID, the same every run)."""
+    return str(uuid.UUID(int=random.Random(f"player-{n}").getrandbits(128), version=4))
+
+
+def register_demo(services: Services, art_base: str | None = None) -> list[int]:
+    """The demo posts (titled, with a sqid, and their art when ``art_base``, the origin
+    serving ``/demo-art/``, is given) and the demo frames. Returns the post ids."""
+    posts = list(range(1, DEMO_POSTS + 1))
+    for post_id in posts:
+        record, _ = services.posts.register(
+            post_id,
+            DEMO_ARTISTS[post_id % len(DEMO_ARTISTS)],
+            sqid=demo_sqid(post_id),
+            title=DEMO_TITLES[(post_id - 1) % len(DEMO_TITLES)],
+        )
+        if art_base:
+            # The local stack serves its art over plain http, which the registry's API
+            # refuses (art_url is https only): the demo writes it into the registry itself.
+            art_url = f"{art_base.rstrip('/')}/demo-art/{post_id}.png"
+            services.registry.put_post(replace(record, art_url=art_url))
+    for n, (owner, country, timezone, name) in enumerate(DEMO_PLAYERS, 1):
+        services.players.register(demo_player_key(n), owner, country, timezone, name=name)
+    return posts
+
+
+def frame_report(
+    rng: random.Random, player_key: str, post_id: int, at: datetime
+) -> tuple[str, bytes]:
+    """One firmware-shaped report of a demo frame (topic, payload): a View when the frame's
+    owner picked the artwork, else an Impression of channel playback."""
+    from vtsops.player_sim import firmware_view
+
+    roll = rng.random()
+    if roll < 0.3:
+        intent, channel = "artwork", "artwork"
+    elif roll < 0.55:
+        intent, channel = "intentional", rng.choice(FRAME_CHANNELS)
+    else:
+        intent, channel = "channel", rng.choice(FRAME_CHANNELS)
+    payload = firmware_view(
+        post_id=post_id,
+        timestamp=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        intent=intent,
+        play_order=rng.choice((0, 1, 1, 2)),
+        channel=channel,
+        player_key=player_key,
+        channel_user_sqid=demo_sqid(rng.randrange(1, 40)) if channel in ("by_user", "reactions") else None,
+        channel_hashtag=rng.choice(("pixelart", "gameboy", "isometric")) if channel == "hashtag" else None,
+    )
+    return f"makapix/player/{player_key}/view", payload
+
+
 def seed_demo(
     services: Services,
     *,
     days: int = 30,
     looks: int = 2000,
+    frame_reports: int | None = None,
+    art_base: str | None = None,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
     rng: random.Random | None = None,
 ) -> dict[str, int]:
-    """Register the demo posts and record ``looks`` web looks spread over ``days``."""
+    """Register the demo posts and frames, then record ``looks`` looks spread over ``days``:
+    web looks, and ``frame_reports`` frame reports among them (a tenth by default).
+    ``progress`` gets the number of looks done."""
     rng = rng or random.Random(42)
     now = now or datetime.now(UTC)
     clock = services.clock
     if not isinstance(clock, FixedClock):
         raise TypeError("seed_demo needs services built with a FixedClock")
-    for post_id in range(1, DEMO_POSTS + 1):
-        services.posts.register(post_id, DEMO_ARTISTS[post_id % len(DEMO_ARTISTS)])
+    reports = looks // 10 if frame_reports is None else min(frame_reports, looks)
+    posts = register_demo(services, art_base)
     recorder = services.web_recorder
-    weights = [1 / rank for rank in range(1, DEMO_POSTS + 1)]  # Zipf-like popularity
+    weights = [1 / rank for rank in range(1, len(posts) + 1)]  # Zipf-like popularity
     start = now - timedelta(days=days - 1)
     start = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    span_s = max(1.0, (now - start).total_seconds() - 1)
-    outcomes = {"counted": 0, "other": 0}
+    # A minute's room at the end: frames reporting live right after the seed are not held
+    # to their rate by a seeded report.
+    span_s = max(1.0, (now - start).total_seconds() - 60)
+    outcomes = {"counted": 0, "other": 0, "frame_views": 0, "frame_impressions": 0}
     times = sorted(rng.uniform(0, span_s) for _ in range(looks))
+    frames = set(rng.sample(range(looks), reports))
+    from iot_rules import player_views_rule
+
+    rule = player_views_rule()
+    keys = [demo_player_key(n) for n in range(1, len(DEMO_PLAYERS) + 1)]
     for n, offset in enumerate(times, 1):
         clock.at = start + timedelta(seconds=offset)
-        post_id = rng.choices(range(1, DEMO_POSTS + 1), weights)[0]
+        post_id = rng.choices(posts, weights)[0]
+        if n - 1 in frames:
+            key = rng.choice(keys)
+            topic, payload = frame_report(rng, key, post_id, clock.at)
+            # What the IoT rule hands the player_views Lambda (the bridge does the same).
+            _, event = rule.apply(topic, payload, f"p3a-{key}", int(clock.at.timestamp() * 1000))
+            result = services.player_views.record(event)
+            reason = str(result["outcome"])
+            outcomes["counted" if result["counted"] else "other"] += 1
+            if reason in ("counted", "impression"):
+                outcomes["frame_views" if reason == "counted" else "frame_impressions"] += 1
+            if progress:
+                progress(n)
+            continue
         signed_in = rng.random() < 0.2
         hit = WebHit(
             post_id=post_id,

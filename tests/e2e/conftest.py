@@ -9,7 +9,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,16 @@ def built_frontend() -> Path:
     return STATIC
 
 
-@pytest.fixture(scope="session")
-def local_api(moto_endpoint: str, built_frontend: Path) -> Iterator[LocalApi]:
-    """``chalice local`` on a free port, with its own fresh tables in the session's moto."""
+@contextmanager
+def running_api(
+    moto_endpoint: str, log_name: str, extra_env: Callable[[str], dict[str, str]] | None = None
+) -> Iterator[LocalApi]:
+    """``chalice local`` on a free port, with its own fresh tables in the session's moto;
+    ``extra_env`` adds settings, given the API's own origin."""
     from vtsops.stack import ChaliceLocalComponent
 
     suffix = uuid.uuid4().hex[:10]
+    port = free_port()
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -109,14 +114,14 @@ def local_api(moto_endpoint: str, built_frontend: Path) -> Iterator[LocalApi]:
         "VTS_VISITOR_KEY": "e2e-visitor-key-" + suffix,
         "VTS_DROP_FLUSH_S": "0",
         "VTS_GEOIP_DB": "",
+        **(extra_env(f"http://127.0.0.1:{port}") if extra_env else {}),
     }
     api = LocalApi(url="", env=env)
     services = api.services()
     from chalicelib.storage.provision import ensure_tables
 
     ensure_tables(services.client, services.settings.table_names())
-    port = free_port()
-    component = ChaliceLocalComponent(port, env, OUTPUT / "e2e-api.log")
+    component = ChaliceLocalComponent(port, env, OUTPUT / log_name)
     component.start()
     api.url = component.url
     try:
@@ -126,24 +131,61 @@ def local_api(moto_endpoint: str, built_frontend: Path) -> Iterator[LocalApi]:
 
 
 @pytest.fixture(scope="session")
-def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A static server on another port (another origin) for pages that embed vts.js."""
-    root = tmp_path_factory.mktemp("pages")
+def local_api(moto_endpoint: str, built_frontend: Path) -> Iterator[LocalApi]:
+    """``chalice local`` on a free port, with its own fresh tables in the session's moto."""
+    with running_api(moto_endpoint, "e2e-api.log") as api:
+        yield api
+
+
+@dataclass
+class StaticSite:
+    """A static file server on its own port (its own origin), noting each path asked for."""
+
+    origin: str
+    root: Path
+    requests: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def static_site(root: Path) -> Iterator[StaticSite]:
+    site = StaticSite(origin="", root=root)
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def do_GET(self) -> None:
+            site.requests.append(self.path)
+            super().do_GET()
+
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", free_port()), functools.partial(Quiet, directory=str(root))
     )
+    site.origin = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
+        yield site
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A static server on another port (another origin) for pages that embed vts.js."""
+    with static_site(tmp_path_factory.mktemp("pages")) as site:
+        yield site.origin, site.root
+
+
+def art_site(root: Path) -> Any:
+    """A static site holding demo pixel art at ``/art/{n}.png`` (n 1..20)."""
+    from chalicelib.web.demo_art import picture
+
+    (root / "art").mkdir()
+    for n in range(1, 21):
+        (root / "art" / f"{n}.png").write_bytes(picture(n))
+    return static_site(root)
 
 
 @pytest.fixture(scope="session")

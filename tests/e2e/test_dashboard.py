@@ -178,7 +178,9 @@ def test_a_post_opens_its_own_panel_with_a_csv_download(
     page = open_dashboard(context, local_api, local_api.token(big_artist))
     first = page.locator("#posts tbody tr").first
     post = first.get_attribute("data-post")
-    first.locator("a").click()
+    assert first.locator("a.open").text_content() == f"Post {post}"  # no title registered
+    assert first.locator("a.site-link").count() == 0  # nor a sqid: no link to the site
+    first.locator("a.open").click()
     page.wait_for_selector("#post-body:not([hidden])")
     assert page.text_content("#post-title").startswith(f"Post {post}")
     with page.expect_download() as download:

@@ -132,8 +132,10 @@ def test_every_drop_reason_is_counted_once_and_reported_by_health(
     author = new_player(services, owner=ARTIST)
     a, b, c = new_player(services), new_player(services), new_player(services, owner=None)
     d, e, f = new_player(services), new_player(services), new_player(services)
+    g = new_player(services)
+    services.posts.register(3, ARTIST, visible=False)  # hidden on Makapix: stops counting
     view = firmware_payload(intent="artwork", post_id=1)
-    players = {k: Player(broker.port, k) for k in (author, a, b, c, d, e, f)}
+    players = {k: Player(broker.port, k) for k in (author, a, b, c, d, e, f, g)}
     try:
         players[a].publish({**view, "player_key": a, "intent": "peek"})        # invalid
         players[b].publish({**view, "player_key": a})                          # key mismatch
@@ -146,8 +148,9 @@ def test_every_drop_reason_is_counted_once_and_reported_by_health(
         players[e].publish({**view, "player_key": e, "post_id": 404})          # unknown post
         players[author].publish({**view, "player_key": author})                # author view
         players[f].publish({**view, "player_key": f})                          # duplicate (same owner)
+        players[g].publish({**view, "player_key": g, "post_id": 3})            # post not counting
         players[a].publish(b"\x00 not json")                                   # the rule's error action
-        assert bridge.wait_for(12)
+        assert bridge.wait_for(13)
     finally:
         for player in players.values():
             player.close()

@@ -168,3 +168,69 @@ def test_a_conditional_write_answers_whether_it_was_applied(aws_env: Settings) -
     assert put(3) == ConditionalWrite(applied=False)  # no ALL_OLD asked: no old item
     with pytest.raises(ClientError, match="ValidationException"):
         conditional_write(lambda: client.put_item(TableName=aws_env.registry_table, Item={}))
+
+
+def test_posts_and_players_read_and_write_in_batches(services: Services) -> None:
+    registry = services.registry
+    assert registry.get_posts([]) == {} and registry.get_players([]) == {}
+    posts = [PostRecord(n, f"artist-{n % 3}", AT) for n in range(1, 131)]  # > one read batch
+    posts[0] = PostRecord(1, "artist-1", AT, sqid="k3Jx9", title="Dawn",
+                          art_url="https://vault.makapix.club/a/1.png", visible=False)
+    posts[1] = PostRecord(2, "artist-2", AT, deleted=True)
+    registry.put_posts(posts)
+    found = registry.get_posts([*range(1, 141), 1, 2])  # unknown ids and repeats
+    assert found == {post.post_id: post for post in posts}
+    assert not found[1].counting and not found[2].counting and found[3].counting
+    registry.put_posts([PostRecord(3, "artist-9", AT), PostRecord(3, "artist-8", AT)])
+    assert registry.get_posts([3]) == {3: PostRecord(3, "artist-8", AT)}  # the last one wins
+    players = [PlayerRecord(f"key-{n}", "owner-1", AT) for n in range(30)]  # > one write batch
+    players[0] = PlayerRecord("key-0", "owner-2", AT, country="BR", timezone="America/Sao_Paulo",
+                              name="hall frame", revoked=True)
+    registry.put_players(players)
+    assert registry.get_players(["key-0", "key-29", "key-x"]) == {
+        "key-0": players[0], "key-29": players[29]
+    }
+
+
+class UnprocessedClient:
+    """A DynamoDB client that leaves the last key of every batch read unprocessed for the
+    first ``rounds`` calls (as DynamoDB does when throttled)."""
+
+    def __init__(self, client: Any, rounds: int) -> None:
+        self._client = client
+        self.rounds = rounds
+        self.calls = 0
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls > self.rounds:
+            return dict(self._client.batch_get_item(RequestItems=RequestItems))
+        [(table, request)] = RequestItems.items()
+        *asked, held = request["Keys"]
+        answer: dict[str, Any] = {"Responses": {table: []}}
+        if asked:
+            answer = dict(self._client.batch_get_item(RequestItems={table: {"Keys": asked}}))
+        answer["UnprocessedKeys"] = {table: {"Keys": [held]}}
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_batch_reads_retry_what_dynamodb_left_unprocessed(aws_env: Settings) -> None:
+    from chalicelib.errors import StorageUnavailable
+    from chalicelib.storage.dynamodb import DynamoRegistry
+
+    client = dynamodb_services(aws_env).client
+    DynamoRegistry(client, aws_env.registry_table).put_posts(
+        [PostRecord(n, "artist-1", AT) for n in range(1, 4)]
+    )
+    pauses: list[float] = []
+    flaky = UnprocessedClient(client, rounds=2)
+    registry = DynamoRegistry(flaky, aws_env.registry_table, sleep=pauses.append)
+    assert sorted(registry.get_posts([1, 2, 3, 4])) == [1, 2, 3]
+    assert flaky.calls == 3 and len(pauses) == 2 and pauses[0] < pauses[1]
+    stuck = DynamoRegistry(UnprocessedClient(client, rounds=99), aws_env.registry_table,
+                           sleep=pauses.append)
+    with pytest.raises(StorageUnavailable):
+        stuck.get_posts([1, 2, 3])

@@ -247,7 +247,7 @@ def query_strings(draw: st.DrawFn, names: tuple[str, ...] = (), artist: str | No
         return draw(st.sampled_from(["&&", "=", "a", "a=%ff%fe", "%zz=1", "limit", "tz=%00",
                                      "cursor=%E2%91%A0&&limit=%C2%B2", "from&to", ";;;"]))
     if style == "urlencode":
-        return urlencode(pairs)
+        return urlencode(pairs, errors="surrogatepass")
     if style == "raw":
         return "&".join(f"{k}={v}" for k, v in pairs if not {"#", "\n"} & set(k + v))
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
@@ -399,7 +399,9 @@ bodies = st.one_of(
     DEPTHS.map(lambda n: b"[" * n + b"]" * n),  # json.loads: RecursionError, not ValueError
     DEPTHS.map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
     DEPTHS.map(lambda n: b"[" * n),
-    objects.map(lambda d: urlencode({str(k): str(v) for k, v in d.items()}).encode()),
+    objects.map(
+        lambda d: urlencode({str(k): str(v) for k, v in d.items()}, errors="surrogatepass").encode()
+    ),
 )
 
 # ---- requests ------------------------------------------------------------------------------

@@ -153,11 +153,14 @@ def test_every_drop_reason_is_counted_once(services: Services, clock: FixedClock
     send(firmware_payload(post_id=999, timestamp="2026-11-24T10:00:10Z"))            # author view
     clock.advance(5)
     send(firmware_payload(intent="artwork", timestamp="2026-11-24T10:00:15Z"))       # duplicate
+    clock.advance(5)
+    services.posts.register(139, ARTIST, visible=False)
+    send(firmware_payload(post_id=139, timestamp="2026-11-24T10:00:20Z"))            # not counting
     assert outcomes == [
         "player_invalid", "player_key_mismatch", "player_client_mismatch",
         "player_unregistered", "counted",
         "player_retransmission", "player_rate_limited", "player_unknown_post",
-        "player_author_view", "player_duplicate",
+        "player_author_view", "player_duplicate", "player_post_not_counting",
     ]
     assert drops(services) == dict.fromkeys(DROP_REASONS, 1)
 
@@ -166,6 +169,32 @@ def test_a_revoked_player_is_dropped(services: Services) -> None:
     services.players.delete(OTHER_PLAYER)
     result = record(services, rule_event(firmware_payload(player_key=OTHER_PLAYER)))
     assert result["outcome"] == "player_unregistered"
+
+
+def test_a_player_marked_revoked_is_refused_as_unregistered(services: Services) -> None:
+    services.players.register(OTHER_PLAYER, OWNER, revoked=True)
+    payload = firmware_payload(player_key=OTHER_PLAYER, request_ack=True)
+    result = record(services, rule_event(payload))
+    assert result == {"outcome": "player_unregistered", "counted": False, "acked": True}
+    [ack] = acks(services)
+    assert (ack["success"], ack["error_code"]) == (False, "unregistered")
+    assert stored(services, payload["post_id"]) == []
+    services.players.register(OTHER_PLAYER, OWNER)  # registered again: counts again
+    again = firmware_payload(player_key=OTHER_PLAYER, intent="artwork")
+    assert record(services, rule_event(again))["outcome"] == "counted"
+
+
+@pytest.mark.parametrize("change", [{"visible": False}, {"deleted": True}])
+def test_a_hidden_or_deleted_post_is_acked_but_not_counted(
+    services: Services, change: dict[str, bool]
+) -> None:
+    services.posts.register(123, ARTIST, title="Dawn", **change)
+    result = record(services, rule_event(firmware_payload(post_id=123, request_ack=True)))
+    assert result == {"outcome": "player_post_not_counting", "counted": False, "acked": True}
+    [ack] = acks(services)
+    assert (ack["success"], ack["counted"], ack["error_code"]) == (True, False, None)
+    assert stored(services, 123) == []
+    assert drops(services) == {"player_post_not_counting": 1}
 
 
 @pytest.mark.parametrize("event", [None, [], "text", 42, {}, {"topic_player_key": "not-a-uuid"}])

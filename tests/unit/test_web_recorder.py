@@ -112,6 +112,30 @@ def test_unknown_post_is_not_found(services: Services) -> None:
     assert drops(services) == {"unknown_post": 1}
 
 
+@pytest.mark.parametrize("change", [{"visible": False}, {"deleted": True}])
+@pytest.mark.parametrize("intent", ["view", "impression"])
+def test_a_hidden_or_deleted_post_is_accepted_but_not_stored(
+    services: Services, change: dict[str, bool], intent: str
+) -> None:
+    services.posts.register(7, "artist-1", title="Dawn", **change)
+    for _ in range(2):  # an Impression takes no rate slot either
+        outcome = services.web_recorder.record(hit(intent=intent))
+        assert (outcome.counted, outcome.reason) == (False, "post_not_counting")
+    assert stored(services) == []
+    assert drops(services) == {"post_not_counting": 2}
+    services.posts.register(7, "artist-1")  # visible again: counts again (no cache: re-registered)
+    assert services.web_recorder.record(hit(intent=intent)).reason in ("counted", "impression")
+
+
+def test_a_not_counting_post_still_drops_bots_and_gpc_first(services: Services) -> None:
+    services.posts.register(7, "artist-1", visible=False)
+    assert services.web_recorder.record(hit(ua="curl/8.5.0")).reason == "bot"
+    assert services.web_recorder.record(hit(viewer=Claims("artist-1", "artist"))).reason == (
+        "post_not_counting"
+    )
+    assert drops(services) == {"bot": 1, "post_not_counting": 1}
+
+
 def test_impressions_are_stored_each_time_but_rate_limited(services: Services) -> None:
     recorder = services.web_recorder
     assert recorder.record(hit(intent="impression")).reason == "impression"

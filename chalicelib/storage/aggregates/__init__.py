@@ -10,12 +10,13 @@ table; items_memory.py, the in-memory fake that passes the same contract tests).
 from __future__ import annotations
 
 from chalicelib.storage.aggregates.closing import ClosedDays
+from chalicelib.storage.aggregates.history import ImportedDays
 from chalicelib.storage.aggregates.live import LiveCounters
 from chalicelib.storage.aggregates.reading import Readings
 from chalicelib.storage.ports import AggregateStore
 
 
-class Aggregates(LiveCounters, ClosedDays, Readings):
+class Aggregates(LiveCounters, ClosedDays, Readings, ImportedDays):
     """The aggregates table in the language of the domain (docs/data-model.md)."""
 
     def __init__(self, items: AggregateStore) -> None:

@@ -170,7 +170,7 @@ class ClosedDays:
         tallies = {pk: recounts[target].tally for pk, target in targets.items()}
         writes += _add_to_totals(self.items, day, targets, tallies, totals)
         posts = [pk for pk, target in targets.items() if target.kind == "post"]
-        writes += _move_ranks(self.items, posts, totals)
+        writes += move_ranks(self.items, posts, totals)
         return writes
 
     def closed_day(self, target: Target, day: str) -> dict[str, Any] | None:
@@ -316,7 +316,7 @@ def _add_to_totals(
     return writes
 
 
-def _move_ranks(
+def move_ranks(
     items: AggregateStore, posts: Sequence[str], totals: Mapping[Key, Mapping[str, Any]]
 ) -> int:
     """Each post's ``RANK`` (its by_views entry) takes its owner and lifetime figures (the

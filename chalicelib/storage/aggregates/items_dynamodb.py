@@ -17,11 +17,10 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import ClientError
 
 from chalicelib.counts import Target
-from chalicelib.errors import StorageUnavailable
 from chalicelib.storage import codec
 from chalicelib.storage.aggregates import layout
 from chalicelib.storage.aggregates.cursor import decode_cursor, encode_cursor, lifetime_rows
-from chalicelib.storage.dynamodb import conditional_write, guarded
+from chalicelib.storage.dynamodb import conditional_write, guarded, until_processed
 from chalicelib.storage.ports import CounterUpdate
 from chalicelib.storage.tables import BY_VIEWS_INDEX
 
@@ -32,7 +31,6 @@ WRITE_BATCH = 25  # BatchWriteItem's limit (moto accepts more; DynamoDB does not
 READ_BATCH = 100  # BatchGetItem's limit
 UPDATE_WORKERS = 8  # concurrent UpdateItems (the client's connection pool holds 20)
 MAX_TERMS = 100  # attributes per UpdateItem expression
-_RETRIES = 8  # rounds for unprocessed items before giving up (StorageUnavailable)
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -86,14 +84,28 @@ class DynamoAggregateStore:
     # ---- writes -----------------------------------------------------------------------------
 
     def add_counters(self, updates: Iterable[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:
-        updates = list(updates)
-        if len(updates) <= 1:
-            outcomes = [self._update(u) for u in updates]
+        # Updates of one item go in order, in one worker: they never race each other for the
+        # item (DynamoDB would serialise them; moto, and the item's write capacity, need not).
+        by_item: dict[Key, list[CounterUpdate]] = {}
+        for update in updates:
+            by_item.setdefault((update.pk, update.sk), []).append(update)
+        groups = list(by_item.values())
+        if len(groups) <= 1:
+            outcomes = [self._update_all(group) for group in groups]
         else:
             # UpdateItem cannot be batched; concurrent calls cut a big batch's latency ~4x.
-            with ThreadPoolExecutor(max_workers=min(UPDATE_WORKERS, len(updates))) as pool:
-                outcomes = list(pool.map(self._update, updates))
-        return [(u, reason) for u, reason in zip(updates, outcomes, strict=True) if reason]
+            with ThreadPoolExecutor(max_workers=min(UPDATE_WORKERS, len(groups))) as pool:
+                outcomes = list(pool.map(self._update_all, groups))
+        return [refused for outcome in outcomes for refused in outcome]
+
+    def _update_all(self, updates: list[CounterUpdate]) -> list[tuple[CounterUpdate, str]]:
+        """Apply updates of one item in order; those refused, each with why."""
+        refused = []
+        for update in updates:
+            reason = self._update(update)
+            if reason:
+                refused.append((update, reason))
+        return refused
 
     def _update(self, update: CounterUpdate) -> str | None:
         """Apply one update; the reason it was refused, or None. A split update stops at
@@ -110,24 +122,9 @@ class DynamoAggregateStore:
     def put_items(self, items: Iterable[dict[str, Any]]) -> None:
         for chunk in chunked(unique_by_key(items), WRITE_BATCH):
             requests = [{"PutRequest": {"Item": codec.to_typed(item)}} for item in chunk]
-            self._until_processed(
-                self._client.batch_write_item, {self._table: requests}, "UnprocessedItems"
+            until_processed(
+                self._sleep, self._client.batch_write_item, {self._table: requests}, "UnprocessedItems"
             )
-
-    def _until_processed(
-        self, call: Callable[..., dict[str, Any]], pending: dict[str, Any], unprocessed: str
-    ) -> list[dict[str, Any]]:
-        """The answers to one batch request (``RequestItems=pending``) and to its retries of
-        what DynamoDB left ``unprocessed``, which means throttling: a pause before each
-        retry, ``StorageUnavailable`` after ``_RETRIES`` rounds."""
-        answers = []
-        for attempt in range(_RETRIES):
-            answers.append(guarded(partial(call, RequestItems=pending)))
-            pending = answers[-1].get(unprocessed) or {}
-            if not pending:
-                return answers
-            self._sleep(min(2.0, 0.05 * 2**attempt))
-        raise StorageUnavailable(f"DynamoDB left {unprocessed} after retries")
 
     def put_if(self, item: dict[str, Any], attribute: str, expected: Any) -> bool:
         typed = codec.to_typed(item)
@@ -154,7 +151,9 @@ class DynamoAggregateStore:
         found: dict[Key, dict[str, Any]] = {}
         for chunk in chunked(sorted(set(keys_)), READ_BATCH):
             pending = {self._table: {"Keys": [_typed_key(k) for k in chunk]}}
-            answers = self._until_processed(self._client.batch_get_item, pending, "UnprocessedKeys")
+            answers = until_processed(
+                self._sleep, self._client.batch_get_item, pending, "UnprocessedKeys"
+            )
             for answer in answers:
                 for raw in answer.get("Responses", {}).get(self._table, []):
                     item = _decode(raw)

@@ -20,13 +20,13 @@ counted twice at the watermark edge.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chalicelib.counts import DayCounters, Target
-from chalicelib.days import day_name, day_number, instant_or_none, next_day
+from chalicelib.days import day_name, day_number, days_between, instant_or_none, next_day
 from chalicelib.storage.aggregates import closed, layout
 from chalicelib.storage.aggregates.closed import Activity, DayRow, Piece
 from chalicelib.storage.ports import AggregateStore, CounterUpdate
@@ -37,6 +37,11 @@ POSTS_COUNTER = "posts"
 # until the close has run); more are read with one Query, which costs nothing for a Day
 # without an item, where a batch read pays the minimum for every key asked.
 BATCHED_OPEN_DAYS = 2
+# A closed Day's ``unique`` holds this key (1) when its figures were imported from another
+# system's daily rows (history.py, docs/adr/0013-imported-history.md): no sketch holds its
+# Visitors and its distinct Visitors are that system's count, so a reader never calls
+# uniques over it exact. Readers' ``DayCounters.unique`` carry it as the series row does.
+IMPORTED = "imported"
 
 # measure -> dimension -> value -> n
 Breakdowns = dict[str, dict[str, dict[str, int]]]
@@ -143,12 +148,13 @@ class Readings:
             live = []
 
         by_day = {name: _day_from_row(name, row) for name, row in rows.items()}
+        imported = {name for name, row in rows.items() if row.unique.get(IMPORTED)}
         for key in piece_keys:
             item = got.get(key)
             if item is None:
                 continue
             piece = Piece.from_item(item)
-            reading.held.append(_held(piece, active, days))
+            reading.held.append(_held(piece, active, days, imported))
             name = day_name(piece.start)
             if piece.level == 0 and name in cut:
                 for measure, dimensions in piece.parts.items():
@@ -186,12 +192,83 @@ class Readings:
         return int(total.get("v", 0)) + sum(int(item.get("v", 0)) for item in live)
 
     def artist_posts(
-        self, artist_id: str, limit: int, cursor: str | None
+        self,
+        artist_id: str,
+        limit: int,
+        cursor: str | None,
+        *,
+        today: str,
+        freshness: Freshness | None = None,
     ) -> tuple[list[PostLifetime], str | None]:
-        """A page of the artist's posts by lifetime Views, highest first, and the cursor of
-        the next page (None on the last). One Query of the by_views index."""
+        """A page of the artist's posts, highest lifetime Views at the last close first, and
+        the cursor of the next page (None on the last): one Query of the by_views index.
+
+        Each row is all-time, as the counter is (``lifetime_views``): the figures of the
+        last close plus the post's live items of the open Days (``_with_open_days``), so it
+        is never below a period's figure. ``today``: the UTC Day now; ``freshness``: the
+        watermark as the caller has just read it (else it is read with the live items)."""
         rows, next_cursor = self.items.query_artist_posts(artist_id, limit, cursor)
-        return [_lifetime(row) for row in rows], next_cursor
+        posts = [_lifetime(row) for row in rows]
+        return self._with_open_days(posts, today, freshness), next_cursor
+
+    def _with_open_days(
+        self, posts: list[PostLifetime], today: str, freshness: Freshness | None
+    ) -> list[PostLifetime]:
+        """The listed posts with their live items of the open Days added.
+
+        Normally only today is open: one batch read of the posts' ``D#{today}`` items (with
+        the watermark when not known), whatever their number of Days. While a finished Day
+        is open too (before the close has run for it, or while it runs: it may already
+        have taken that Day into a post's ``TOTAL`` and ``RANK``), the posts' ``TOTAL``
+        items are read as well, with their live items of those Days, and each row is
+        ``TOTAL`` plus the live Days after its ``thru``, so no Day is counted twice: one
+        more batch read, or a Query per post past ``BATCHED_OPEN_DAYS`` open Days (a
+        stalled close)."""
+        if not posts:
+            return posts
+        pks = [layout.pk_of(Target.post(post.post_id)) for post in posts]
+        mark = None if freshness is None else freshness.watermark
+        if mark is not None and mark >= today:
+            return posts  # nothing is open (a clock behind the close's)
+        mark_key = layout.watermark_key()
+        today_keys = [(pk, layout.day_sk(today)) for pk in pks]
+        got = self.items.get_items(
+            today_keys if freshness is not None else [*today_keys, mark_key]
+        )
+        if freshness is None:
+            day = (got.get(mark_key) or {}).get("day")
+            mark = str(day) if day else None
+            if mark is not None and mark >= today:
+                return posts
+        live: dict[str, list[Mapping[str, Any]]] = {
+            pk: [got[key]] for pk, key in zip(pks, today_keys, strict=True) if key in got
+        }
+        if mark is not None and next_day(mark) == today:
+            return [_with_live(post, live.get(pk, ())) for post, pk in zip(posts, pks, strict=True)]
+
+        yesterday = day_name(day_number(today) - 1)
+        total_keys = [(pk, layout.TOTAL_SK) for pk in pks]
+        finished = days_between(next_day(mark), yesterday) if mark is not None else None
+        if finished is not None and len(finished) < BATCHED_OPEN_DAYS:
+            day_keys = [(pk, layout.day_sk(d)) for pk in pks for d in finished]
+            found = self.items.get_items(total_keys + day_keys)
+            for key in day_keys:
+                if key in found:
+                    live.setdefault(key[0], []).append(found[key])
+        else:
+            found = self.items.get_items(total_keys)
+            low = layout.day_sk(next_day(mark) if mark is not None else "")
+            for pk in pks:
+                live.setdefault(pk, []).extend(
+                    self.items.query_range(pk, low, layout.day_sk(yesterday))
+                )
+        rows = []
+        for pk, key in zip(pks, total_keys, strict=True):
+            total = found.get(key) or {}
+            thru = str(total.get("thru") or "")
+            after = [item for item in live.get(pk, ()) if layout.day_of_sk(str(item["sk"])) > thru]
+            rows.append(_with_live(_lifetime({**total, "pk": pk}), after))
+        return rows
 
     def artist_post_count(self, artist_id: str) -> int:
         """How many posts the artist has registered (never below zero). One batch read."""
@@ -230,12 +307,18 @@ def _day_from_row(name: str, row: DayRow) -> DayCounters:
     )
 
 
-def _held(piece: Piece, active: Activity, days: Sequence[str]) -> Held:
-    """A piece's active closed Days within the range, and its sketches."""
+def _held(
+    piece: Piece, active: Activity, days: Sequence[str], imported: Collection[str] = ()
+) -> Held:
+    """A piece's active closed Days within the range, and its sketches. Imported Days are
+    left out: the piece's sketch does not hold their Visitors (a reader estimates them as
+    Days without a sketch)."""
     first, last = piece.days
     in_range = set(days)
     held = tuple(
-        name for n in range(first, last + 1) if n in active and (name := day_name(n)) in in_range
+        name
+        for n in range(first, last + 1)
+        if n in active and (name := day_name(n)) in in_range and name not in imported
     )
     return Held(held, dict(piece.sketches))
 
@@ -249,3 +332,19 @@ def _lifetime(row: Mapping[str, Any]) -> PostLifetime:
         first_view_at=None if first is None else str(first),
         last_view_at=None if last is None else str(last),
     )
+
+
+def _with_live(post: PostLifetime, live: Iterable[Mapping[str, Any]]) -> PostLifetime:
+    """A post's figures with its live ``D#`` items of open Days added."""
+    views, impressions = post.views, post.impressions
+    first, last = post.first_view_at, post.last_view_at
+    for item in live:
+        views += int(item.get("v", 0))
+        impressions += int(item.get("i", 0))
+        if item.get("first_at"):
+            at = str(item["first_at"])
+            first = at if first is None else min(first, at)
+        if item.get("last_at"):
+            at = str(item["last_at"])
+            last = at if last is None else max(last, at)
+    return PostLifetime(post.post_id, views, impressions, first, last)
