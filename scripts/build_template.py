@@ -13,7 +13,10 @@ template Chalice generates, built from:
 * ``scripts/vtsops/iot_provision.py``: the policy of trusted bridges
   (``bridge_policy_document``, the one ``vts register-bridge`` creates);
 * the app itself: per function its name ``vts-{stage}-{name}``, log group, the table
-  environment (Refs), an error alarm; every queue gets a "not empty" alarm.
+  environment (Refs), an error alarm; every queue gets a "not empty" alarm;
+* the app's recording routes (``HTTP_API_ROUTES``): a second front door, an API Gateway HTTP
+  API into the same API Lambda with payload format 1.0, the stage's throttling and the
+  routes' CORS (docs/adr/0014-http-api-front-door.md).
 
 The IAM policy of each function is ``.chalice/policy-<function>.json``
 (``autogen_policy: false``); those files name resources of this template through
@@ -80,6 +83,20 @@ PSEUDO = {
     "AWS::AccountId", "AWS::Region", "AWS::Partition", "AWS::StackName", "AWS::StackId",
     "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs",
 }
+
+
+# The recording routes (method, Chalice path) also behind the HTTP API, the cheaper front door
+# ($1.00 against the REST API's $3.50 per million requests): what embeds call on every look.
+# Stats, registry, dashboard and health stay on Chalice's REST API only.
+HTTP_API_ROUTES = (
+    ("POST", "/v1/posts/{post_id}/views"),
+    ("GET", "/v1/posts/{post_id}/pixel.gif"),
+    ("GET", "/v1/vts.js"),
+    ("GET", "/v1/posts/{post_id}/counter"),
+)
+# Payload format 1.0: the REST API's proxy event (requestContext.resourcePath = the route's
+# path, httpMethod, pathParameters, multiValue*), which Chalice's handler reads as it is.
+HTTP_API_PAYLOAD_FORMAT = "1.0"
 
 
 class BuildError(Exception):
@@ -431,6 +448,116 @@ def rule_resources(stage: str, functions: list[str]) -> tuple[dict[str, Any], li
     return resources, topics
 
 
+def http_api_cors(routes: list[Any]) -> dict[str, Any]:
+    """One CORS configuration for the HTTP API (API Gateway answers preflights and sets the
+    headers itself, ignoring the Lambda's) from the Chalice CORS of ``routes``, which must
+    agree on the origin."""
+    origins = set()
+    headers: set[str] = set()
+    expose: set[str] = set()
+    ages = []
+    for entry in routes:
+        if not entry.cors:
+            raise BuildError(f"{entry.method} {entry.uri_pattern}: an HTTP API route needs CORS "
+                             "in app.py")
+        sent = entry.cors.get_access_control_headers()  # what Chalice sends on the REST API
+        origins.add(sent["Access-Control-Allow-Origin"])
+        headers |= set(sent["Access-Control-Allow-Headers"].split(","))
+        expose |= set(sent.get("Access-Control-Expose-Headers", "").split(",")) - {""}
+        if "Access-Control-Max-Age" in sent:
+            ages.append(int(sent["Access-Control-Max-Age"]))
+        if "Access-Control-Allow-Credentials" in sent:
+            raise BuildError(f"{entry.method} {entry.uri_pattern}: no credentials on the HTTP API")
+    if len(origins) != 1:
+        raise BuildError(f"the HTTP API routes disagree on their CORS origin: {sorted(origins)}")
+    config: dict[str, Any] = {
+        "AllowOrigins": sorted(origins),
+        "AllowMethods": sorted({entry.method for entry in routes}),
+        "AllowHeaders": sorted(headers),
+    }
+    if expose:
+        config["ExposeHeaders"] = sorted(expose)
+    if ages:
+        config["MaxAge"] = max(ages)
+    return config
+
+
+def http_api_resources(stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recording routes behind an API Gateway HTTP API: routes into one Lambda proxy
+    integration of the API Lambda (payload format 1.0), the ``$default`` stage throttled like
+    the REST API's, the invoke permission, and its URL as an output."""
+    from app import app
+
+    entries = []
+    for method, path in HTTP_API_ROUTES:
+        entry = app.routes.get(path, {}).get(method)
+        if entry is None:
+            raise BuildError(f"HTTP_API_ROUTES names {method} {path}, which app.py does not route")
+        entries.append(entry)
+    api, integration = "RecordingHttpApi", "RecordingHttpApiIntegration"
+    resources: dict[str, Any] = {
+        api: {
+            "Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {
+                "Name": f"vts-{stage}-record",
+                "Description": "VTS recording routes (views, pixel, vts.js, counter)",
+                "ProtocolType": "HTTP",
+                "CorsConfiguration": http_api_cors(entries),
+            },
+        },
+        integration: {
+            "Type": "AWS::ApiGatewayV2::Integration",
+            "Properties": {
+                "ApiId": {"Ref": api},
+                "IntegrationType": "AWS_PROXY",
+                "IntegrationUri": {"Fn::GetAtt": [function_id("api_handler"), "Arn"]},
+                "PayloadFormatVersion": HTTP_API_PAYLOAD_FORMAT,
+            },
+        },
+        f"{api}Stage": {
+            "Type": "AWS::ApiGatewayV2::Stage",
+            "Properties": {
+                "ApiId": {"Ref": api},
+                "StageName": "$default",
+                "AutoDeploy": True,
+                "Description": "Throttled by ApiThrottleRate and ApiThrottleBurst, as the REST API",
+                "DefaultRouteSettings": {
+                    "ThrottlingRateLimit": {"Ref": "ApiThrottleRate"},
+                    "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurst"},
+                },
+            },
+        },
+        f"{api}InvokePermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": {"Ref": function_id("api_handler")},
+                "Action": "lambda:InvokeFunction",
+                "Principal": "apigateway.amazonaws.com",
+                "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                                         f"${{AWS::AccountId}}:${{{api}}}/*"},
+            },
+        },
+    }
+    for entry in entries:
+        resources[f"{cfn_name(entry.view_name)}HttpRoute"] = {
+            "Type": "AWS::ApiGatewayV2::Route",
+            "Properties": {
+                "ApiId": {"Ref": api},
+                "RouteKey": f"{entry.method} {entry.uri_pattern}",
+                "AuthorizationType": "NONE",
+                "Target": {"Fn::Sub": f"integrations/${{{integration}}}"},
+            },
+        }
+    outputs = {
+        "RecordingEndpointURL": {
+            "Description": "The recording front door (HTTP API) to publish: embeds load "
+                           "<this>/v1/vts.js and record there; stats stay on EndpointURL",
+            "Value": {"Fn::GetAtt": [api, "ApiEndpoint"]},
+        },
+    }
+    return resources, outputs
+
+
 def queue_alarms(resources: dict[str, Any]) -> dict[str, Any]:
     return {
         f"{qid}NotEmptyAlarm": alarm(
@@ -477,6 +604,10 @@ def build(stage: str, functions: list[str] | None = None) -> dict[str, Any]:
         if fragment.stem not in functions:
             print(f"build_template: {fragment.relative_to(ROOT)} skipped: the app has no "
                   f"{fragment.stem}", file=sys.stderr)
+    if "api_handler" in functions:
+        http_resources, http_outputs = http_api_resources(stage)
+        template["Resources"].update(http_resources)
+        template.setdefault("Outputs", {}).update(http_outputs)
     rules, topics = rule_resources(stage, functions)
     template["Resources"].update(rules)
     if rules:

@@ -446,6 +446,93 @@ def test_the_api_stage_is_throttled_by_template_parameters(template: dict[str, A
     }]
 
 
+def test_the_recording_routes_have_an_http_api_front_door(template: dict[str, Any]) -> None:
+    """docs/adr/0014-http-api-front-door.md: views, pixel, vts.js and counter behind an HTTP
+    API into the same API Lambda with payload format 1.0; nothing else."""
+    resources = template["Resources"]
+    (api_id,) = resources_of(template, "AWS::ApiGatewayV2::Api")
+    api = resources[api_id]["Properties"]
+    assert api["ProtocolType"] == "HTTP"
+    assert "Target" not in api and "Body" not in api and "BodyS3Location" not in api
+    routes = resources_of(template, "AWS::ApiGatewayV2::Route")
+    keys = sorted(route["Properties"]["RouteKey"] for route in routes.values())
+    assert keys == sorted([
+        "POST /v1/posts/{post_id}/views",
+        "GET /v1/posts/{post_id}/pixel.gif",
+        "GET /v1/vts.js",
+        "GET /v1/posts/{post_id}/counter",
+    ])
+    assert keys == sorted(f"{m} {p}" for m, p in build_template.HTTP_API_ROUTES)
+    (integration_id,) = resources_of(template, "AWS::ApiGatewayV2::Integration")
+    for route in routes.values():
+        properties = route["Properties"]
+        assert properties["ApiId"] == {"Ref": api_id}
+        assert properties["AuthorizationType"] == "NONE"
+        assert properties["Target"] == {"Fn::Sub": f"integrations/${{{integration_id}}}"}
+    integration = resources[integration_id]["Properties"]
+    assert integration["ApiId"] == {"Ref": api_id}
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["IntegrationUri"] == {"Fn::GetAtt": ["APIHandler", "Arn"]}  # the same Lambda
+    assert integration["PayloadFormatVersion"] == "1.0"
+    # Chalice routes by requestContext.resourcePath, which an HTTP API sets to the route's
+    # path: each route must be a Chalice route with that method, path parameters and all.
+    from app import app
+
+    for key in keys:
+        method, path = key.split(" ", 1)
+        assert method in app.routes[path], key
+
+
+def test_the_http_api_stage_is_throttled_by_the_same_parameters(template: dict[str, Any]) -> None:
+    (api_id,) = resources_of(template, "AWS::ApiGatewayV2::Api")
+    (stage,) = resources_of(template, "AWS::ApiGatewayV2::Stage").values()
+    properties = stage["Properties"]
+    assert properties["ApiId"] == {"Ref": api_id}
+    assert properties["StageName"] == "$default" and properties["AutoDeploy"] is True
+    assert properties["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottleRate"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurst"},
+    }
+    assert "RouteSettings" not in properties  # no route escapes the stage's limits
+
+
+def test_only_the_http_api_and_the_rest_api_may_invoke_the_api_lambda(template: dict[str, Any]) -> None:
+    (api_id,) = resources_of(template, "AWS::ApiGatewayV2::Api")
+    invokers = {
+        logical: resource["Properties"]
+        for logical, resource in resources_of(template, "AWS::Lambda::Permission").items()
+        if resource["Properties"]["FunctionName"] in ({"Ref": "APIHandler"},
+                                                       {"Fn::GetAtt": ["APIHandler", "Arn"]})
+    }
+    assert set(invokers) == {"APIHandlerInvokePermission", f"{api_id}InvokePermission"}
+    permission = invokers[f"{api_id}InvokePermission"]
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert render(permission["SourceArn"], template) == (
+        f"arn:aws:execute-api:us-east-1:{ACCOUNT}:ref:{api_id}/*")
+
+
+def test_the_http_api_answers_cors_as_the_rest_routes_do(template: dict[str, Any]) -> None:
+    from app import RECORD_CORS
+
+    (api,) = resources_of(template, "AWS::ApiGatewayV2::Api").values()
+    cors = api["Properties"]["CorsConfiguration"]
+    sent = RECORD_CORS.get_access_control_headers()
+    assert cors["AllowOrigins"] == [sent["Access-Control-Allow-Origin"]] == ["*"]
+    assert cors["AllowMethods"] == ["GET", "POST"]
+    assert cors["AllowHeaders"] == sorted(sent["Access-Control-Allow-Headers"].split(","))
+    assert cors["MaxAge"] == int(sent["Access-Control-Max-Age"])
+    assert "AllowCredentials" not in cors
+
+
+def test_the_stack_outputs_the_recording_url_to_publish(template: dict[str, Any]) -> None:
+    (api_id,) = resources_of(template, "AWS::ApiGatewayV2::Api")
+    output = template["Outputs"]["RecordingEndpointURL"]
+    assert output["Value"] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
+    assert "EndpointURL" in template["Outputs"]  # the REST API's, for stats and the dashboard
+    assert "RecordingEndpointURL" in (ROOT / "docs" / "deploy.md").read_text()
+
+
 def test_the_api_function_cannot_take_the_concurrency_of_the_others(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["ApiReservedConcurrency"]
     assert parameter["Type"] == "Number" and int(parameter["Default"]) == 50
