@@ -19,9 +19,7 @@ from chalicelib.http import (
 from chalicelib.jsonbody import json_object
 from chalicelib.model import parse_post_id
 from chalicelib.players.directory import check_player_key, player_body
-from chalicelib.registry.batch import RegistryBatch
 from chalicelib.registry.posts import post_body
-from chalicelib.registry.schema import PlayerFields, PostFields, validated
 from chalicelib.wiring import get_services
 
 app = Chalice(app_name="vts")
@@ -87,6 +85,8 @@ def record_pixel(post_id: str) -> Response:
 @app.route("/v1/posts/{post_id}", methods=["PUT"])
 @answers_errors()
 def register_post(post_id: str) -> Response:
+    from chalicelib.registry.schema import PostFields, validated  # registry routes only
+
     _service_claims()
     number = parse_post_id(post_id)
     fields = validated(PostFields, json_object(_request().raw_body))
@@ -105,6 +105,8 @@ def delete_post(post_id: str) -> Response:
 @app.route("/v1/players/{player_key}", methods=["PUT"])
 @answers_errors()
 def register_player(player_key: str) -> Response:
+    from chalicelib.registry.schema import PlayerFields, validated  # registry routes only
+
     _service_claims()
     key = check_player_key(player_key)
     fields = validated(PlayerFields, json_object(_request().raw_body))
@@ -124,6 +126,8 @@ def delete_player(player_key: str) -> Response:
 @answers_errors()
 def registry_batch() -> Response:
     """Many posts and players at once (docs/makapix.md): each applied or refused on its own."""
+    from chalicelib.registry.batch import RegistryBatch  # registry routes only
+
     _service_claims()
     services = get_services()
     outcome = RegistryBatch(services.posts, services.players).apply_body(_request().raw_body)

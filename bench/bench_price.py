@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,14 @@ for _path in (ROOT, ROOT / "scripts", ROOT / "bench"):
 from bench_rollup import (  # noqa: E402
     DEPLOYED_BATCH,
     DEPLOYED_WINDOW_S,
+    HourlyClose,
     Meter,
-    MeteredAggregates,
     MeteredDrops,
     MeteredEvents,
     MeteredRegistry,
+    metered_services,
 )
-from vtsops.replay import MemoryPump, MemoryStream, Replayer, Trace, generate_trace  # noqa: E402
+from vtsops.replay import MemoryPump, Replayer, Trace, generate_trace  # noqa: E402
 
 from chalicelib.clock import FixedClock  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
@@ -371,21 +372,13 @@ def measure_pipeline(trace: Trace, per_batch: float, dashboard: bool = False) ->
 
     meter = Meter()
     settings = settings_for_bench()
-    services = memory_services(settings, clock=FixedClock(trace.looks[0].at))
-    services.aggregate_items = MeteredAggregates(meter)
-    stream = MemoryStream(MeteredEvents(meter, settings.event_ttl_days))
-    services.events = stream
-    services.drop_store = MeteredDrops(meter)
-    services.registry = MeteredRegistry(meter)
-    for post_id, artist in trace.posts.items():
-        MemoryRegistry.put_post(services.registry, PostRecord(post_id, artist, trace.looks[0].at))
+    services, stream = metered_services(trace, meter, settings)
     pump = MemoryPump(stream, aggregate, batch_size=DEPLOYED_BATCH)
     trace_rate = len(trace.looks) / (len(trace.days) * 86_400)
     window_s = max(1.0, per_batch / trace_rate)
     logs = LambdaLogs()
     cpu = Counter[str]()
     log_bytes = Counter[str]()
-    closes: list[datetime] = []
 
     def timed(name: str, work: Any) -> Any:
         def run() -> Any:
@@ -400,12 +393,7 @@ def measure_pipeline(trace: Trace, per_batch: float, dashboard: bool = False) ->
 
         return run
 
-    def hourly_close() -> Any:
-        now = services.clock.now()
-        if closes and now - closes[-1] < timedelta(hours=1):
-            return None
-        closes.append(now)
-        return services.day_closer.run(now)
+    hourly_close = HourlyClose(services)
 
     replayer = Replayer(
         services,
@@ -420,7 +408,7 @@ def measure_pipeline(trace: Trace, per_batch: float, dashboard: bool = False) ->
         replayer.run()
         log_bytes["record"] += logs.take()
         timed("close", lambda: services.day_closer.run(services.clock.now()))()
-        closes.append(services.clock.now())
+        hourly_close.runs.append(services.clock.now())
     # The "close" phase name is the meter's too; the meter's "aggregate" phase is the live path.
     stored = len(stream.records)
     views = sum(1 for r in stream.records if r["dynamodb"]["Keys"]["sk"]["S"].startswith("V#"))
@@ -443,7 +431,7 @@ def measure_pipeline(trace: Trace, per_batch: float, dashboard: bool = False) ->
         "aggregate_log_bytes_per_batch": log_bytes["aggregate"] / max(1, pump.batches),
         "close_cpu_s_per_look": cpu["close"] / stored,
         "close_log_bytes_per_look": log_bytes["close"] / stored,
-        "close_runs": len(closes),
+        "close_runs": len(hourly_close.runs),
         "raw_item_bytes": raw_bytes / max(1, stored) + DYNAMO_ITEM_OVERHEAD,
         "aggregate_bytes_per_look": aggregate_bytes / stored,
         "metric_names": sorted(logs.metric_names),

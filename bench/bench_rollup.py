@@ -57,7 +57,7 @@ from chalicelib.storage import codec  # noqa: E402
 from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore  # noqa: E402
 from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry  # noqa: E402
 from chalicelib.storage.ports import CounterUpdate  # noqa: E402
-from chalicelib.wiring import memory_services, use  # noqa: E402
+from chalicelib.wiring import Services, memory_services, use  # noqa: E402
 
 GOAL_WRU_PER_LOOK = 1.5
 # The stream mapping as deployed (infra/functions/aggregate.yaml).
@@ -292,29 +292,47 @@ def all_in(result: dict[str, Any]) -> int:
     )
 
 
-def run_scenario(trace: Trace, window_s: float, batch_size: int) -> dict[str, Any]:
-    """The trace through recorder -> stream (batched by ``window_s``) -> aggregate -> close."""
-    from app import aggregate
-
-    meter = Meter()
-    settings = Settings(jwt_secret="bench-" * 8, visitor_key="bench-visitor-key")
+def metered_services(
+    trace: Trace, meter: Meter, settings: Settings
+) -> tuple[Services, MemoryStream]:
+    """In-memory services whose every store is metered, and the events' stream; the
+    trace's posts are registered beforehand (registration is not a recording cost)."""
     services = memory_services(settings, clock=FixedClock(trace.looks[0].at))
     services.aggregate_items = MeteredAggregates(meter)
     stream = MemoryStream(MeteredEvents(meter, settings.event_ttl_days))
     services.events = stream
     services.drop_store = MeteredDrops(meter)
     services.registry = MeteredRegistry(meter)
-    for post_id, artist in trace.posts.items():  # registration is not a recording cost
+    for post_id, artist in trace.posts.items():
         MemoryRegistry.put_post(services.registry, PostRecord(post_id, artist, trace.looks[0].at))
-    pump = MemoryPump(stream, aggregate, batch_size=batch_size)
-    last_close: list[datetime] = []
+    return services, stream
 
-    def hourly_close() -> Any:
-        now = services.clock.now()
-        if last_close and now - last_close[-1] < timedelta(hours=1):
+
+class HourlyClose:
+    """The close as its schedule runs it: at most once per hour of the services' clock;
+    ``runs`` are the instants it ran."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self.runs: list[datetime] = []
+
+    def __call__(self) -> Any:
+        now = self._services.clock.now()
+        if self.runs and now - self.runs[-1] < timedelta(hours=1):
             return None
-        last_close.append(now)
-        return services.day_closer.run(now)
+        self.runs.append(now)
+        return self._services.day_closer.run(now)
+
+
+def run_scenario(trace: Trace, window_s: float, batch_size: int) -> dict[str, Any]:
+    """The trace through recorder -> stream (batched by ``window_s``) -> aggregate -> close."""
+    from app import aggregate
+
+    meter = Meter()
+    settings = Settings(jwt_secret="bench-" * 8, visitor_key="bench-visitor-key")
+    services, stream = metered_services(trace, meter, settings)
+    pump = MemoryPump(stream, aggregate, batch_size=batch_size)
+    hourly_close = HourlyClose(services)
 
     replayer = Replayer(
         services,

@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,27 @@ def token(settings: Settings, sub: str, role: str) -> str:
 
 def auth(settings: Settings, sub: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(settings, sub, role)}"}
+
+
+@contextmanager
+def fresh_tables(moto_endpoint: str, prefix: str, secret_name: str) -> Iterator[Settings]:
+    """Settings naming fresh tables (made here) in the session's moto, for one module's own
+    world; the dummy AWS credentials hold while the block builds its services (clients take
+    them when made)."""
+    suffix = uuid.uuid4().hex[:10]
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+            env.setenv(name, value)
+        settings = Settings(
+            dynamodb_endpoint=moto_endpoint,
+            events_table=f"{prefix}-{suffix}-events",
+            aggregates_table=f"{prefix}-{suffix}-aggregates",
+            registry_table=f"{prefix}-{suffix}-registry",
+            jwt_secret=f"{secret_name}-secret-0123456789abcdef-" + suffix,
+            visitor_key=f"{secret_name}-visitor-key",
+        )
+        from chalicelib.storage.provision import ensure_tables
+        from chalicelib.wiring import dynamodb_client
+
+        ensure_tables(dynamodb_client(settings), settings.table_names())
+        yield settings

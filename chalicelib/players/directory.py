@@ -21,11 +21,10 @@ from chalicelib.errors import BadRequest, NotFound
 from chalicelib.model import PlayerRecord
 from chalicelib.players.schema import canonical_player_key
 from chalicelib.registry.cache import TtlCache
-from chalicelib.registry.posts import Saved, check_flag, check_owner_id
+from chalicelib.registry.posts import Saved, check_flag, check_label, check_owner_id
 from chalicelib.storage.ports import Registry
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 NAME_MAX = 128
 
 
@@ -62,18 +61,9 @@ def check_timezone(value: object) -> str | None:
 
 
 def check_name(value: object) -> str | None:
-    """The frame's name as its owner calls it: at most ``NAME_MAX`` characters, control
-    characters made spaces; absent, null or blank means none."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > NAME_MAX:
-        raise BadRequest(f"name must be a string of at most {NAME_MAX} characters",
-                         code="invalid_name")
-    try:
-        value.encode()
-    except UnicodeEncodeError:  # half a surrogate pair
-        raise BadRequest("name must be valid Unicode text", code="invalid_name") from None
-    return _CONTROL.sub(" ", value).strip() or None
+    """The frame's name as its owner calls it: at most ``NAME_MAX`` characters
+    (``check_label``)."""
+    return check_label(value, "name", NAME_MAX)
 
 
 @dataclass(frozen=True)

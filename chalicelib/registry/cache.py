@@ -24,17 +24,13 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V | None]] = {}
 
     def get(self, key: K, load: Callable[[K], V | None]) -> V | None:
-        now = self._monotonic()
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        value = load(key)
-        with self._lock:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            self._entries[key] = (now + self._ttl_s, value)
-        return value
+        """The value of ``key``, cached or loaded (``None``: absent, remembered as such)."""
+
+        def load_one(keys: list[K]) -> dict[K, V]:
+            value = load(keys[0])
+            return {} if value is None else {keys[0]: value}
+
+        return self.get_many([key], load_one).get(key)
 
     def get_many(
         self, keys: Iterable[K], load_many: Callable[[list[K]], Mapping[K, V]]

@@ -70,16 +70,21 @@ def check_sqid(value: object) -> str | None:
     return value
 
 
-def check_title(value: object) -> str | None:
-    """At most ``TITLE_MAX`` characters; control characters become spaces. Absent, null or
-    blank means none."""
+def check_label(value: object, field: str, max_chars: int) -> str | None:
+    """Text people read (a post's title, a frame's name): at most ``max_chars`` characters of
+    valid Unicode, control characters made spaces; absent, null or blank means none."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > TITLE_MAX or not _encodable(value):
+    if not isinstance(value, str) or len(value) > max_chars or not _encodable(value):
         raise BadRequest(
-            f"title must be a string of at most {TITLE_MAX} characters", code="invalid_title"
+            f"{field} must be a string of at most {max_chars} characters", code=f"invalid_{field}"
         )
     return _CONTROL.sub(" ", value).strip() or None
+
+
+def check_title(value: object) -> str | None:
+    """At most ``TITLE_MAX`` characters (``check_label``)."""
+    return check_label(value, "title", TITLE_MAX)
 
 
 def check_art_url(value: object) -> str | None:

@@ -30,7 +30,7 @@ _ARTIST_MAX = 128
 Params = Mapping[str, str] | None
 
 
-def post_details(record: PostRecord | None, site_url: str) -> dict[str, Any]:
+def post_links(record: PostRecord | None, site_url: str) -> dict[str, Any]:
     """What the registry knows of a post for people: its title, its artwork's URL, its
     Makapix sqid and the URL of its page on the site (``{site_url}/p/{sqid}``; none for a
     deleted post). Each is null when unknown."""
@@ -53,7 +53,7 @@ def post_row(
     with its title, art and page from the registry."""
     return {
         "post_id": post.post_id,
-        **post_details(record, site_url),
+        **post_links(record, site_url),
         "views": post.views,
         "impressions": post.impressions,
         "first_view_at": post.first_view_at,
@@ -108,7 +108,7 @@ class StatsService:
         record = self._readable_post(claims, post_id)
         return {
             "post_id": post_id,
-            **post_details(record, self._site_url),
+            **post_links(record, self._site_url),
             **self.runner.stats(Target.post(post_id), query),
         }
 

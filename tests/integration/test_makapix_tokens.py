@@ -11,7 +11,6 @@ import hmac
 import json
 import random
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,7 @@ from jwt.utils import base64url_encode
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.wiring import Services, dynamodb_services, use
-from tests.conftest import auth, free_port
+from tests.conftest import auth, free_port, fresh_tables
 from tests.statsdata import aggregate_items, random_looks
 from tests.unit.test_tokens import makapix_access_token
 
@@ -46,22 +45,7 @@ ISSUER, AUDIENCE = "https://makapix.club", "vts"
 @pytest.fixture(scope="module")
 def world(moto_endpoint: str) -> Services:
     """Posts owned by Makapix sqids, with a month of looks (closed through the 20th)."""
-    suffix = uuid.uuid4().hex[:10]
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-            env.setenv(name, value)
-        settings = Settings(
-            dynamodb_endpoint=moto_endpoint,
-            events_table=f"m-{suffix}-events",
-            aggregates_table=f"m-{suffix}-aggregates",
-            registry_table=f"m-{suffix}-registry",
-            jwt_secret="makapix-shared-secret-0123456789abcdef-" + suffix,
-            visitor_key="makapix-test-visitor-key",
-        )
-        from chalicelib.storage.provision import ensure_tables
-        from chalicelib.wiring import dynamodb_client
-
-        ensure_tables(dynamodb_client(settings), settings.table_names())
+    with fresh_tables(moto_endpoint, "m", "makapix-shared") as settings:
         services = dynamodb_services(settings, clock=FixedClock(NOW))
         for post_id, owner in POSTS.items():
             services.posts.register(post_id, owner)

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.wiring import Services, dynamodb_services, use
-from tests.conftest import auth
+from tests.conftest import auth, fresh_tables
 from tests.statsdata import aggregate_items, random_looks, truth
 
 pytestmark = pytest.mark.integration
@@ -44,22 +43,7 @@ def build(settings: Settings) -> Services:
 @pytest.fixture(scope="module")
 def shared(moto_endpoint: str) -> Services:
     """One world for the read-only tests of this module (tables take seconds to make)."""
-    suffix = uuid.uuid4().hex[:10]
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-            env.setenv(name, value)
-        settings = Settings(
-            dynamodb_endpoint=moto_endpoint,
-            events_table=f"s-{suffix}-events",
-            aggregates_table=f"s-{suffix}-aggregates",
-            registry_table=f"s-{suffix}-registry",
-            jwt_secret="stats-test-secret-0123456789abcdef-" + suffix,
-            visitor_key="stats-test-visitor-key",
-        )
-        from chalicelib.storage.provision import ensure_tables
-        from chalicelib.wiring import dynamodb_client
-
-        ensure_tables(dynamodb_client(settings), settings.table_names())
+    with fresh_tables(moto_endpoint, "s", "stats-test") as settings:
         return build(settings)
 
 
