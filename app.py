@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, CORSConfig, Rate, Response  # type: ignore[attr-defined]
+from chalice import CORSConfig, Rate, Response  # type: ignore[attr-defined]
 
 from chalicelib.auth import bearer_claims, require_role
+from chalicelib.function_url import UrlAwareChalice
 from chalicelib.health import health_report
 from chalicelib.http import (
     CORS_HEADERS,
@@ -22,7 +23,7 @@ from chalicelib.players.directory import check_player_key, player_body
 from chalicelib.registry.posts import post_body
 from chalicelib.wiring import get_services
 
-app = Chalice(app_name="vts")
+app = UrlAwareChalice(app_name="vts")
 app.api.binary_types.append("image/gif")
 
 RECORD_CORS = CORSConfig(allow_origin="*", max_age=600)

@@ -58,6 +58,7 @@ from bench_rollup import (  # noqa: E402
     MeteredRegistry,
     metered_services,
 )
+from build_template import LOG_LEVEL_PARAMETER  # noqa: E402
 from vtsops.replay import MemoryPump, Replayer, Trace, generate_trace  # noqa: E402
 
 from chalicelib.clock import FixedClock  # noqa: E402
@@ -98,7 +99,11 @@ PRICES: dict[str, tuple[float, str, str]] = {
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 MEMORY_MB = {name: int(f["lambda_memory_size"]) for name, f in CONFIG["lambda_functions"].items()}
 LOG_RETENTION_DAYS = 30  # build_template.py: RetentionInDays of every log group
-LAMBDA_PLATFORM_LOG_BYTES = 300  # START, END and REPORT lines per invocation
+# START, END and REPORT lines per invocation (~300 bytes), unless the template's default
+# system log level (scripts/build_template.py) keeps Lambda from writing them.
+LAMBDA_PLATFORM_LOG_BYTES = (
+    0 if LOG_LEVEL_PARAMETER["LambdaSystemLogLevel"]["Default"] == "WARN" else 300
+)
 HTTP_OVERHEAD_BYTES = 250  # status line and API Gateway's own headers on each answer
 DYNAMO_ITEM_OVERHEAD = 100  # DynamoDB bills 100 B of overhead per stored item
 ASSUMED_IO_WAIT_MS = 10  # the sensitivity line only: DynamoDB waits per invocation
@@ -118,6 +123,13 @@ def price(name: str) -> float:
     return PRICES[name][0]
 
 
+def door_price(door: str) -> float:
+    """$ per request at the front door: ``rest`` (Chalice's REST API), ``http`` (the HTTP API)
+    or ``url`` (the function URL: no charge of its own, only the Lambda invocation every door
+    pays; docs/deploy.md "Two front doors")."""
+    return {"rest": price("rest_api_request"), "http": price("http_api_request"), "url": 0.0}[door]
+
+
 def records_per_batch(looks_per_s: float) -> float:
     """How many records the deployed mapping puts in a batch at this pace (at least one)."""
     return max(1.0, min(float(DEPLOYED_BATCH), looks_per_s * DEPLOYED_WINDOW_S))
@@ -128,7 +140,7 @@ def records_per_batch(looks_per_s: float) -> float:
 
 class LambdaLogs:
     """Counts the bytes a Lambda function would send to CloudWatch Logs: stdout (EMF lines,
-    prints) and log records in the Python runtime's format (level, time, request id)."""
+    prints, plain text) and log records in the Python runtime's JSON format."""
 
     def __init__(self) -> None:
         self.stdout = io.StringIO()
@@ -136,7 +148,11 @@ class LambdaLogs:
         self.metric_names: set[str] = set()
         handler = logging.StreamHandler(self.records)
         handler.setFormatter(
-            logging.Formatter("[%(levelname)s]\t%(asctime)s.000Z\t" + "0" * 36 + "\t%(message)s")
+            # The Python runtime's JSON log format (the template sets LogFormat JSON).
+            logging.Formatter(
+                '{"timestamp":"%(asctime)s.000Z","level":"%(levelname)s","message":"%(message)s",'
+                '"logger":"%(name)s","requestId":"' + "0" * 36 + '"}'
+            )
         )
         self._handler = handler
 
@@ -145,7 +161,7 @@ class LambdaLogs:
         root = logging.getLogger()
         previous_level = root.level
         root.addHandler(self._handler)
-        root.setLevel(logging.WARNING)  # the Lambda Python runtime's default
+        root.setLevel(logging.INFO)  # ApplicationLogLevel INFO in the template (JSON format)
         try:
             with contextlib.redirect_stdout(self.stdout):
                 yield self
@@ -262,6 +278,7 @@ def measure_front_door(trace: Trace, requests: int, warmup: int) -> dict[str, An
                 answer_bytes += len(answer.get("body") or "") + sum(
                     len(k) + len(str(v)) + 4 for k, v in (answer.get("headers") or {}).items()
                 )
+        services.drops.flush()  # the container's last metrics line too
         log_bytes = logs.take()
     return {
         "requests": requests,
@@ -334,6 +351,7 @@ def measure_players(reports: int, warmup: int) -> dict[str, Any]:
             if n >= warmup:
                 cpu += spent
                 outcomes[outcome["outcome"]] += 1
+        services.drops.flush()  # the container's last metrics line too
         log_bytes = logs.take()
     acks_per = acks.published / reports
     ack_bytes = acks.bytes / max(1, acks.published)
@@ -502,9 +520,8 @@ def price_web(m: Measured, pace: str, looks_per_s: float, door: str = "rest",
     raw_gb = looks_per_s * p["stored"] / p["looks"] * 86_400 * 35 * p["raw_item_bytes"] / GB
     aggregate_gb = stored * AGGREGATE_MONTHS_KEPT * p["aggregate_bytes_per_look"] / GB
     metrics = set(f["metric_names"]) | set(p["metric_names"]) | set(m.players["metric_names"])
-    door_price = price("rest_api_request" if door == "rest" else "http_api_request")
     return {
-        "front door": looks * door_price,
+        "front door": looks * door_price(door),
         "Lambda requests": lambda_requests * price("lambda_request"),
         "Lambda GB-s": lambda_gb_s * price("lambda_gb_s"),
         "DynamoDB writes": wru * price("ddb_wru"),
@@ -552,9 +569,8 @@ def price_players_per_million(m: Measured, pace: str, looks_per_s: float) -> dic
 
 def price_dashboard_view(m: Measured, pace: str, door: str = "rest") -> dict[str, float]:
     d = m.paces[pace]["dashboard"]
-    door_price = price("rest_api_request" if door == "rest" else "http_api_request")
     return {
-        "front door": door_price,
+        "front door": door_price(door),
         "Lambda requests": price("lambda_request"),
         "Lambda GB-s": gb_s(d["cpu_s"], "api_handler") * price("lambda_gb_s"),
         "DynamoDB reads": d["rru"] * price("ddb_rru"),
@@ -614,7 +630,8 @@ def report(m: Measured) -> dict[str, Any]:
     for name, (usd, unit, url) in PRICES.items():
         print(f"  {name:<18} ${usd:<12.10g} per {unit:<24} {url}")
     print(f"memory: {MEMORY_MB} MB; logs kept {LOG_RETENTION_DAYS} days; "
-          f"+{LAMBDA_PLATFORM_LOG_BYTES} B START/END/REPORT per invocation")
+          f"+{LAMBDA_PLATFORM_LOG_BYTES} B START/END/REPORT per invocation (system log level "
+          f"{LOG_LEVEL_PARAMETER['LambdaSystemLogLevel']['Default']})")
     print("\nmeasured (real handlers, in-memory adapters, AWS_LAMBDA_FUNCTION_NAME set):")
     print(f"  front door: {f['requests']} POST /views through the app: CPU {f['cpu_s'] * 1e6:.0f} µs, "
           f"logs {f['log_bytes']:.0f} B, answer {f['answer_bytes']:.0f} B per request; {f['statuses']}")
@@ -639,11 +656,12 @@ def report(m: Measured) -> dict[str, Any]:
         looks_per_month = rate * SECONDS_PER_MONTH
         rest = summary(price_web(m, pace_scenario(name), rate, "rest"), looks_per_month)
         http = summary(price_web(m, pace_scenario(name), rate, "http"), looks_per_month)
+        url = summary(price_web(m, pace_scenario(name), rate, "url"), looks_per_month)
         wait = summary(price_web(m, pace_scenario(name), rate, "http", ASSUMED_IO_WAIT_MS),
                        looks_per_month)
         players = summary(price_players_per_million(m, pace_scenario(name), rate), 1_000_000)
         p = m.paces[pace_scenario(name)]
-        rows[name] = {"rate": rate, "rest": rest, "http": http, "http_wait": wait,
+        rows[name] = {"rate": rate, "rest": rest, "http": http, "url": url, "http_wait": wait,
                       "players": players, "views_per_look": p["views"] / p["looks"]}
 
     names = list(PACES)
@@ -658,10 +676,14 @@ def report(m: Measured) -> dict[str, Any]:
         f"{rows[n]['rest']['total']:>{width}.2f}" for n in names))
     print(f"  {'total (HTTP API)':<26}" + "".join(
         f"{rows[n]['http']['total']:>{width}.2f}" for n in names))
+    print(f"  {'total (function URL)':<26}" + "".join(
+        f"{rows[n]['url']['total']:>{width}.2f}" for n in names))
     print(f"  {'$/M looks, REST API':<26}" + "".join(
         f"{rows[n]['rest']['per_million']:>{width}.3f}" for n in names))
     print(f"  {'$/M looks, HTTP API':<26}" + "".join(
         f"{rows[n]['http']['per_million']:>{width}.3f}" for n in names))
+    print(f"  {'$/M looks, function URL':<26}" + "".join(
+        f"{rows[n]['url']['per_million']:>{width}.3f}" for n in names))
     print(f"  {'$/M counted Views, HTTP':<26}" + "".join(
         f"{rows[n]['http']['per_million'] / rows[n]['views_per_look']:>{width}.3f}" for n in names))
     print(f"  {'HTTP +10 ms wait, $/M':<26}" + "".join(
@@ -699,25 +721,33 @@ def report(m: Measured) -> dict[str, Any]:
           f"{d['cpu_s'] * 1e3:.2f} ms CPU): ${dash_rest * 1e6:.2f} per million on the REST API "
           f"(${dash_http * 1e6:.2f} on an HTTP API)")
     at100 = rows["100 looks/s"]
-    rest100, http100 = at100["rest"], at100["http"]
-    met = "met" if rest100["per_million"] <= GOAL_PER_MILLION else "NOT met"
-    met_http = "met" if http100["per_million"] <= GOAL_PER_MILLION else "NOT met"
+    rest100, http100, url100 = at100["rest"], at100["http"], at100["url"]
+
+    def verdict(summary_: dict[str, Any]) -> str:
+        return "met" if summary_["per_million"] <= GOAL_PER_MILLION else "NOT met"
+
     print("\nbreakdown at 100 views/s, REST API, $ per million web views: " + ", ".join(
         f"{k} {v / (100 * SECONDS_PER_MONTH) * 1e6:.3f}"
         for k, v in sorted(rest100["items"].items(), key=lambda kv: -kv[1])))
+    print("breakdown at 100 views/s, function URL, $ per million web views: " + ", ".join(
+        f"{k} {v / (100 * SECONDS_PER_MONTH) * 1e6:.3f}"
+        for k, v in sorted(url100["items"].items(), key=lambda kv: -kv[1])))
     print(f"biggest item at 100 views/s: {rest100['biggest']} "
           f"({rest100['items'][rest100['biggest']] / rest100['total']:.0%} of the bill)")
-    print(f"${rest100['per_million']:.2f} per million web views all-in at 100 views/s "
-          f"(REST API front door; goal <= ${GOAL_PER_MILLION:.2f}: {met}); "
-          f"${http100['per_million']:.2f} with an HTTP API front door ({met_http})")
+    print(f"${url100['per_million']:.2f} per million web views all-in at 100 views/s with the "
+          f"function URL door (goal <= ${GOAL_PER_MILLION:.2f}: {verdict(url100)}); "
+          f"${http100['per_million']:.2f} with the HTTP API door ({verdict(http100)}); "
+          f"${rest100['per_million']:.2f} on the REST API ({verdict(rest100)})")
     return {
         "bench": "price",
         "prices_as_of": PRICES_AS_OF,
         "goal_per_million": GOAL_PER_MILLION,
         "per_million_web_views_at_100_rest": round(rest100["per_million"], 3),
         "per_million_web_views_at_100_http": round(http100["per_million"], 3),
+        "per_million_web_views_at_100_url": round(url100["per_million"], 3),
         "goal_met_rest": rest100["per_million"] <= GOAL_PER_MILLION,
         "goal_met_http": http100["per_million"] <= GOAL_PER_MILLION,
+        "goal_met_url": url100["per_million"] <= GOAL_PER_MILLION,
         "biggest_at_100": rest100["biggest"],
         "dashboard_view_usd_per_million_rest": round(dash_rest * 1e6, 3),
         "paces": {
@@ -727,6 +757,7 @@ def report(m: Measured) -> dict[str, Any]:
                 "usd_per_month_http": round(r["http"]["total"], 2),
                 "usd_per_million_rest": round(r["rest"]["per_million"], 3),
                 "usd_per_million_http": round(r["http"]["per_million"], 3),
+                "usd_per_million_url": round(r["url"]["per_million"], 3),
                 "usd_per_million_player_reports": round(r["players"]["total"], 3),
                 "items_rest": {k: round(v, 2) for k, v in r["rest"]["items"].items()},
                 "biggest": r["rest"]["biggest"],

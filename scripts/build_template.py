@@ -14,9 +14,11 @@ template Chalice generates, built from:
   (``bridge_policy_document``, the one ``vts register-bridge`` creates);
 * the app itself: per function its name ``vts-{stage}-{name}``, log group, the table
   environment (Refs), an error alarm; every queue gets a "not empty" alarm;
-* the app's recording routes (``HTTP_API_ROUTES``): a second front door, an API Gateway HTTP
-  API into the same API Lambda with payload format 1.0, the stage's throttling and the
-  routes' CORS (docs/adr/0014-http-api-front-door.md).
+* the app's recording routes (``chalicelib.function_url.RECORDING_ROUTES``): a second front
+  door, by the parameter ``RecordingDoor`` either an API Gateway HTTP API into the same API
+  Lambda with payload format 1.0, the stage's throttling and the routes' CORS
+  (docs/adr/0014-http-api-front-door.md), or a Lambda function URL with the same CORS
+  (docs/adr/0017-function-url-door.md).
 
 The IAM policy of each function is ``.chalice/policy-<function>.json``
 (``autogen_policy: false``); those files name resources of this template through
@@ -58,6 +60,20 @@ SSM_PARAMETERS = {  # template parameter -> default SSM name (per stage)
     "VisitorKeyParameter": "/vts/{stage}/visitor-key",
 }
 ERRORS_ALARM = {"Period": 300, "Threshold": 1}
+# Lambda's advanced logging controls, on every function. JSON format is what allows a system
+# log level; at WARN, Lambda writes no START/END/REPORT lines (~300 bytes per invocation, a
+# tenth of the bill per million views: bench/bench_price.py). Duration, errors and throttles
+# stay in the AWS/Lambda metrics. `print`ed lines (the EMF metrics) stay plain text and come
+# in at INFO, so the application level must stay INFO (docs/deploy.md "Logs").
+LOG_LEVEL_PARAMETER = {
+    "LambdaSystemLogLevel": {
+        "Type": "String",
+        "Default": "WARN",
+        "AllowedValues": ["DEBUG", "INFO", "WARN"],
+        "Description": "Lambda's own log lines: WARN writes none per invocation (the cheap "
+                       "default), INFO adds START and REPORT (duration, memory) for each",
+    }
+}
 # The IoT rule's error log: one bad delivery is noise (it stays in the log group); the alarm
 # wants errors in every 5-minute period of a row. Template parameters, these defaults.
 RULE_ERRORS_ALARM = {"Period": 300, "Threshold": 10, "EvaluationPeriods": 3}
@@ -85,17 +101,21 @@ PSEUDO = {
 }
 
 
-# The recording routes (method, Chalice path) also behind the HTTP API, the cheaper front door
-# ($1.00 against the REST API's $3.50 per million requests): what embeds call on every look.
-# Stats, registry, dashboard and health stay on Chalice's REST API only.
-HTTP_API_ROUTES = (
-    ("POST", "/v1/posts/{post_id}/views"),
-    ("GET", "/v1/posts/{post_id}/pixel.gif"),
-    ("GET", "/v1/vts.js"),
-    ("GET", "/v1/posts/{post_id}/counter"),
-)
-# Payload format 1.0: the REST API's proxy event (requestContext.resourcePath = the route's
-# path, httpMethod, pathParameters, multiValue*), which Chalice's handler reads as it is.
+# The recording routes (method, Chalice path): what embeds call on every look, behind the
+# recording door the parameter RecordingDoor picks: an HTTP API ($1.00 against the REST API's
+# $3.50 per million requests) or a Lambda function URL (no per-request charge). Stats,
+# registry, dashboard and health stay on Chalice's REST API only.
+RECORDING_DOORS = {
+    "RecordingDoor": {
+        "Type": "String",
+        "Default": "http-api",
+        "AllowedValues": ["http-api", "function-url"],
+        "Description": "The recording routes' own front door: http-api (throttled at the stage "
+                       "by ApiThrottleRate) or function-url (no per-request charge; throttled "
+                       "by the API's reserved concurrency only)",
+    }
+}
+HTTP_API_DOOR, URL_DOOR = "RecordingDoorIsHttpApi", "RecordingDoorIsFunctionUrl"
 HTTP_API_PAYLOAD_FORMAT = "1.0"
 
 
@@ -231,6 +251,12 @@ def function_resources(stage: str, function: str) -> dict[str, Any]:
             "Properties": {
                 "FunctionName": function_name(stage, function),
                 "Environment": {"Variables": table_environment()},
+                "LoggingConfig": {
+                    "LogFormat": "JSON",
+                    "ApplicationLogLevel": "INFO",
+                    "SystemLogLevel": {"Ref": "LambdaSystemLogLevel"},
+                    "LogGroup": {"Ref": log_group},
+                },
             }
         },
         # Created by the stack (not on first log line) so the role can name it exactly.
@@ -482,18 +508,24 @@ def http_api_cors(routes: list[Any]) -> dict[str, Any]:
     return config
 
 
-def http_api_resources(stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The recording routes behind an API Gateway HTTP API: routes into one Lambda proxy
-    integration of the API Lambda (payload format 1.0), the ``$default`` stage throttled like
-    the REST API's, the invoke permission, and its URL as an output."""
+def recording_routes() -> list[Any]:
+    """The app's route entries of ``RECORDING_ROUTES`` (the build fails on a missing one)."""
     from app import app
+    from chalicelib.function_url import RECORDING_ROUTES
 
     entries = []
-    for method, path in HTTP_API_ROUTES:
+    for method, path in RECORDING_ROUTES:
         entry = app.routes.get(path, {}).get(method)
         if entry is None:
-            raise BuildError(f"HTTP_API_ROUTES names {method} {path}, which app.py does not route")
+            raise BuildError(f"RECORDING_ROUTES names {method} {path}, which app.py does not route")
         entries.append(entry)
+    return entries
+
+
+def http_api_resources(stage: str, entries: list[Any]) -> dict[str, Any]:
+    """The recording routes behind an API Gateway HTTP API (with ``RecordingDoor=http-api``):
+    routes into one Lambda proxy integration of the API Lambda (payload format 1.0), the
+    ``$default`` stage throttled like the REST API's, the invoke permission."""
     api, integration = "RecordingHttpApi", "RecordingHttpApiIntegration"
     resources: dict[str, Any] = {
         api: {
@@ -548,14 +580,74 @@ def http_api_resources(stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
                 "Target": {"Fn::Sub": f"integrations/${{{integration}}}"},
             },
         }
-    outputs = {
-        "RecordingEndpointURL": {
-            "Description": "The recording front door (HTTP API) to publish: embeds load "
-                           "<this>/v1/vts.js and record there; stats stay on EndpointURL",
-            "Value": {"Fn::GetAtt": [api, "ApiEndpoint"]},
+    for resource in resources.values():
+        resource["Condition"] = HTTP_API_DOOR
+    return resources
+
+
+def function_url_resources(entries: list[Any]) -> dict[str, Any]:
+    """The recording routes behind the API Lambda's function URL (with
+    ``RecordingDoor=function-url``): public (AuthType NONE, which since October 2025 takes
+    both permissions below), the routes' CORS, answered by Lambda itself. The app serves the
+    recording routes only on it (chalicelib/function_url.py)."""
+    url = "RecordingFunctionUrl"
+    function = {"Ref": function_id("api_handler")}
+    resources: dict[str, Any] = {
+        url: {
+            "Type": "AWS::Lambda::Url",
+            "Properties": {
+                "TargetFunctionArn": {"Fn::GetAtt": [function_id("api_handler"), "Arn"]},
+                "AuthType": "NONE",
+                "InvokeMode": "BUFFERED",
+                "Cors": http_api_cors(entries),
+            },
+        },
+        f"{url}Permission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": function,
+                "Action": "lambda:InvokeFunctionUrl",
+                "Principal": "*",
+                "FunctionUrlAuthType": "NONE",
+            },
+        },
+        f"{url}InvokePermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": function,
+                "Action": "lambda:InvokeFunction",
+                "Principal": "*",
+                "InvokedViaFunctionUrl": True,
+            },
         },
     }
-    return resources, outputs
+    for resource in resources.values():
+        resource["Condition"] = URL_DOOR
+    return resources
+
+
+def recording_door(stage: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Resources, conditions and the output ``RecordingEndpointURL`` of the recording door:
+    the HTTP API or the function URL, as the parameter ``RecordingDoor`` says."""
+    entries = recording_routes()
+    resources = http_api_resources(stage, entries) | function_url_resources(entries)
+    conditions = {
+        HTTP_API_DOOR: {"Fn::Equals": [{"Ref": "RecordingDoor"}, "http-api"]},
+        URL_DOOR: {"Fn::Equals": [{"Ref": "RecordingDoor"}, "function-url"]},
+    }
+    # The URL ends in "/"; embeds append "/v1/vts.js" to the base, so publish it without one.
+    url_base = {"Fn::Join": ["", ["https://", {"Fn::Select": [2, {"Fn::Split": [
+        "/", {"Fn::GetAtt": ["RecordingFunctionUrl", "FunctionUrl"]}]}]}]]}
+    outputs = {
+        "RecordingEndpointURL": {
+            "Description": "The recording front door to publish (the HTTP API's or the function "
+                           "URL's, by RecordingDoor): embeds load <this>/v1/vts.js and record "
+                           "there; stats stay on EndpointURL",
+            "Value": {"Fn::If": [HTTP_API_DOOR,
+                                 {"Fn::GetAtt": ["RecordingHttpApi", "ApiEndpoint"]}, url_base]},
+        },
+    }
+    return resources, conditions, outputs
 
 
 def queue_alarms(resources: dict[str, Any]) -> dict[str, Any]:
@@ -591,6 +683,7 @@ def build(stage: str, functions: list[str] | None = None) -> dict[str, Any]:
     }
     for parameter, default in SSM_PARAMETERS.items():
         parameters[parameter]["Default"] = default.format(stage=stage)
+    parameters.update(copy.deepcopy(LOG_LEVEL_PARAMETER))
 
     resources = template.setdefault("Resources", {})
     resources.update(table_resources(stage))
@@ -605,9 +698,11 @@ def build(stage: str, functions: list[str] | None = None) -> dict[str, Any]:
             print(f"build_template: {fragment.relative_to(ROOT)} skipped: the app has no "
                   f"{fragment.stem}", file=sys.stderr)
     if "api_handler" in functions:
-        http_resources, http_outputs = http_api_resources(stage)
-        template["Resources"].update(http_resources)
-        template.setdefault("Outputs", {}).update(http_outputs)
+        door_resources, door_conditions, door_outputs = recording_door(stage)
+        template["Parameters"].update(copy.deepcopy(RECORDING_DOORS))
+        template.setdefault("Conditions", {}).update(door_conditions)
+        template["Resources"].update(door_resources)
+        template.setdefault("Outputs", {}).update(door_outputs)
     rules, topics = rule_resources(stage, functions)
     template["Resources"].update(rules)
     if rules:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.config import Settings
+from chalicelib.function_url import RECORDING_ROUTES
 from tests.conftest import FIXTURES, load_event
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def test_fixtures_have_the_documented_shape_and_a_route_of_the_http_api(name: st
     context = event["requestContext"]
     # What Chalice routes by: the route's path (not the request's) and the method.
     route = (context["httpMethod"], context["resourcePath"])
-    assert route in build_template.HTTP_API_ROUTES
+    assert route in RECORDING_ROUTES
     assert event["resource"] == context["resourcePath"]
     assert context["resourceId"] == " ".join(route)  # the route key
     assert context["stage"] == "$default" and event["path"] == context["path"]
@@ -85,7 +86,7 @@ def test_fixtures_have_the_documented_shape_and_a_route_of_the_http_api(name: st
 
 def test_every_http_api_route_has_a_fixture() -> None:
     covered = {(load_event(n)["httpMethod"], load_event(n)["resource"]) for n in FIXTURE_NAMES}
-    assert covered == set(build_template.HTTP_API_ROUTES)
+    assert covered == set(RECORDING_ROUTES)
 
 
 # ---- the handler answers them ----------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.function_url import RECORDING_ROUTES
 from tests.conftest import BROWSER_UA
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -462,7 +463,7 @@ def test_the_recording_routes_have_an_http_api_front_door(template: dict[str, An
         "GET /v1/vts.js",
         "GET /v1/posts/{post_id}/counter",
     ])
-    assert keys == sorted(f"{m} {p}" for m, p in build_template.HTTP_API_ROUTES)
+    assert keys == sorted(f"{m} {p}" for m, p in RECORDING_ROUTES)
     (integration_id,) = resources_of(template, "AWS::ApiGatewayV2::Integration")
     for route in routes.values():
         properties = route["Properties"]
@@ -504,7 +505,18 @@ def test_only_the_http_api_and_the_rest_api_may_invoke_the_api_lambda(template: 
         if resource["Properties"]["FunctionName"] in ({"Ref": "APIHandler"},
                                                        {"Fn::GetAtt": ["APIHandler", "Arn"]})
     }
-    assert set(invokers) == {"APIHandlerInvokePermission", f"{api_id}InvokePermission"}
+    url_permissions = {"RecordingFunctionUrlPermission", "RecordingFunctionUrlInvokePermission"}
+    assert set(invokers) == {"APIHandlerInvokePermission", f"{api_id}InvokePermission"} | url_permissions
+    # The function URL's are public, but only through the URL, and only with that door.
+    resources = template["Resources"]
+    assert resources[f"{api_id}InvokePermission"]["Condition"] == build_template.HTTP_API_DOOR
+    for logical in url_permissions:
+        assert resources[logical]["Condition"] == build_template.URL_DOOR
+        assert invokers[logical]["Principal"] == "*"
+    assert invokers["RecordingFunctionUrlPermission"]["Action"] == "lambda:InvokeFunctionUrl"
+    assert invokers["RecordingFunctionUrlPermission"]["FunctionUrlAuthType"] == "NONE"
+    assert invokers["RecordingFunctionUrlInvokePermission"]["Action"] == "lambda:InvokeFunction"
+    assert invokers["RecordingFunctionUrlInvokePermission"]["InvokedViaFunctionUrl"] is True
     permission = invokers[f"{api_id}InvokePermission"]
     assert permission["Action"] == "lambda:InvokeFunction"
     assert permission["Principal"] == "apigateway.amazonaws.com"
@@ -528,9 +540,59 @@ def test_the_http_api_answers_cors_as_the_rest_routes_do(template: dict[str, Any
 def test_the_stack_outputs_the_recording_url_to_publish(template: dict[str, Any]) -> None:
     (api_id,) = resources_of(template, "AWS::ApiGatewayV2::Api")
     output = template["Outputs"]["RecordingEndpointURL"]
-    assert output["Value"] == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
+    condition, http_api, url = output["Value"]["Fn::If"]
+    assert condition == build_template.HTTP_API_DOOR
+    assert http_api == {"Fn::GetAtt": [api_id, "ApiEndpoint"]}
+    # The function URL without its trailing "/": embeds append "/v1/vts.js" to the base.
+    function_url = "https://abcdefghij0123456789abcdef.lambda-url.us-east-1.on.aws/"
+    joined = url["Fn::Join"][1]
+    split = joined[1]["Fn::Select"][1]["Fn::Split"]
+    assert split[1] == {"Fn::GetAtt": ["RecordingFunctionUrl", "FunctionUrl"]}
+    host = function_url.split(split[0])[joined[1]["Fn::Select"][0]]
+    assert joined[0] + host == function_url.rstrip("/")
     assert "EndpointURL" in template["Outputs"]  # the REST API's, for stats and the dashboard
     assert "RecordingEndpointURL" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def test_the_recording_door_is_a_parameter_http_api_or_function_url(template: dict[str, Any]) -> None:
+    """docs/adr/0017-function-url-door.md: RecordingDoor picks the HTTP API (default) or the
+    API Lambda's function URL, each with the recording routes' CORS; never both."""
+    parameter = template["Parameters"]["RecordingDoor"]
+    assert parameter["Default"] == "http-api"
+    assert parameter["AllowedValues"] == ["http-api", "function-url"]
+    conditions = template["Conditions"]
+    assert conditions[build_template.HTTP_API_DOOR] == {
+        "Fn::Equals": [{"Ref": "RecordingDoor"}, "http-api"]}
+    assert conditions[build_template.URL_DOOR] == {
+        "Fn::Equals": [{"Ref": "RecordingDoor"}, "function-url"]}
+    resources = template["Resources"]
+    for kind in ("AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route",
+                 "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Stage"):
+        for logical in resources_of(template, kind):
+            assert resources[logical]["Condition"] == build_template.HTTP_API_DOOR, logical
+    (url_id,) = resources_of(template, "AWS::Lambda::Url")
+    url = resources[url_id]
+    assert url["Condition"] == build_template.URL_DOOR
+    assert url["Properties"]["TargetFunctionArn"] == {"Fn::GetAtt": ["APIHandler", "Arn"]}
+    assert url["Properties"]["AuthType"] == "NONE"
+    (api,) = resources_of(template, "AWS::ApiGatewayV2::Api").values()
+    assert url["Properties"]["Cors"] == api["Properties"]["CorsConfiguration"]
+
+
+def test_lambda_writes_no_log_line_of_its_own_per_invocation(template: dict[str, Any]) -> None:
+    """JSON logs with system level WARN: no START/END/REPORT lines (bench_price counts on
+    it); application level INFO, or the EMF lines (plain prints, filed at INFO) would go."""
+    parameter = template["Parameters"]["LambdaSystemLogLevel"]
+    assert parameter["Default"] == "WARN"
+    for function in build_template.app_functions():
+        fid = build_template.function_id(function)
+        config = template["Resources"][fid]["Properties"]["LoggingConfig"]
+        assert config["LogFormat"] == "JSON"
+        assert config["ApplicationLogLevel"] == "INFO"
+        assert config["SystemLogLevel"] == {"Ref": "LambdaSystemLogLevel"}
+        log_group = config["LogGroup"]["Ref"]
+        assert template["Resources"][log_group]["Properties"]["LogGroupName"] == (
+            f"/aws/lambda/vts-{STAGE}-{function}")
 
 
 def test_the_api_function_cannot_take_the_concurrency_of_the_others(template: dict[str, Any]) -> None:

@@ -26,8 +26,9 @@ def test_measured_quantities_are_there(measured: Any) -> None:
     assert set(measured.paces) == {bench_price.pace_scenario(n) for n in bench_price.PACES}
     assert measured.front["requests"] == 40
     assert measured.front["cpu_s"] > 0
-    # Every recording request writes its EMF line in Lambda.
+    # The recording requests' metrics reach the logs (summed: one EMF line per flush).
     assert measured.front["log_bytes"] > 0
+    assert {"accepted", "counted"} <= set(measured.front["metric_names"])
     assert measured.players["reports"] == 40
     for pace in measured.paces.values():
         assert pace["stored"] > 0
@@ -64,6 +65,9 @@ def test_variable_items_scale_with_the_pace_and_the_door_changes_only_the_door(
         k: v for k, v in one.items() if k != "front door"
     }
     assert math.isclose(one["front door"] / http["front door"], 3.5)
+    url = bench_price.price_web(measured, "full", 100.0, door="url")
+    assert url["front door"] == 0.0  # a function URL: the Lambda invocation only
+    assert url["Lambda requests"] == one["Lambda requests"] > 0
 
 
 def test_player_and_dashboard_prices(measured: Any) -> None:
