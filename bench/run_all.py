@@ -6,7 +6,9 @@ Usage: python bench/run_all.py [--record docs/BENCHMARKS.md] [NAME ...]
 Every bench/bench_*.py is found by its name and run with its defaults, each recorded under
 its command. Those that need a server start their own on free loopback ports and stop it:
 bench_players (moto, the MQTT broker), bench_rollup (moto), bench_load (the whole local
-stack, scripts/local_stack.py, hit by 64 concurrent HTTP clients).
+stack, scripts/local_stack.py, hit by 64 concurrent HTTP clients), bench_wru (two moto
+servers in their own processes: one recording the run's requests, one replaying them to
+price each by DynamoDB's rules).
 """
 
 from __future__ import annotations
