@@ -68,8 +68,8 @@ def kind_of(ua: str) -> str:
     if rules.AUTOMATION_RE.search(ua) or rules.CONTACT_RE.search(ua):
         return "fast path (library/contact)"
     if "ndroid" in ua and not rules.ANDROID_REDUCED_RE.search(ua):
-        return "parsers + device database (Android model)"
-    return "parsers (ua-parser, bot lists)"
+        return "web + device tables (Android model)"
+    return "web table (ua-parser, robot lists)"
 
 
 def import_cost() -> tuple[float, float, float]:
@@ -209,7 +209,7 @@ def main() -> int:
         f"per event on average; cache hits alone: median {statistics.median(hit_ns) / 1000:.2f} µs"
     )
     print(
-        f"uncached classify, warm parsers ({len(uncached)} first sightings in the mix): "
+        f"uncached classify, tables loaded ({len(uncached)} first sightings in the mix): "
         f"median {statistics.median(uncached) / 1000:.0f} µs, p95 {pct(uncached, 0.95):.0f} µs"
     )
     for kind, values in sorted(miss_ns.items()):
@@ -224,8 +224,8 @@ def main() -> int:
     )
     print(
         f"import chalicelib.enrich.device: {import_ms:.1f} ms (-X importtime, cumulative); first "
-        f"classify() in a fresh process: {first_ms:.0f} ms (loads ua-parser and both bot lists); "
-        f"first Android model: +{first_android_ms:.0f} ms (device database)"
+        f"classify() in a fresh process: {first_ms:.0f} ms (loads the web table); "
+        f"first Android model: +{first_android_ms:.0f} ms (the device table and device-detector)"
     )
     print(
         "BENCH "

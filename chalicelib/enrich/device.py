@@ -5,37 +5,44 @@ Owns :func:`classify`, which maps a ``User-Agent`` header to one of ``desktop``,
 lazy loading around it. The rules of our own live in :mod:`chalicelib.enrich.device_rules`;
 the decision order and the reasons for it are in docs/adr/0002-user-agent-classification.md.
 
-Libraries, each used for what it is best at:
+Rules from three libraries, each used for what it is best at:
 
-* ua-parser 1.0 (new API, with the ``ua-parser-rs`` resolver when installed): browser, OS and
-  device family; its ``Spider`` device family marks well-known robots.
+* ua-parser (uap-core's regexes): browser, OS and device family; its ``Spider`` device family
+  marks well-known robots.
 * crawlerdetect and device-detector's bot list (matomo's ``bots.yml``): two independently
   maintained robot lists; a robot on either is a bot.
 * device-detector's device database (matomo's ``mobiles.yml``): whether an Android model is a
   phone, a tablet or a laptop, which the user agent itself does not say (many tablets send
   "Mobile", and Android laptops look like tablets).
 
-Importing this module is cheap (a few compiled patterns). The parsers cost hundreds of
-milliseconds to load, so they load on the first :func:`classify` call that needs them, and
-device-detector's device database only when an Android user agent names its model.
+The libraries' own loading (YAML parsing, thousands of regexes compiled, most of which a given
+user agent can never match) cost a new Lambda container about a second. So their rules are
+read from tables built ahead of time (:mod:`chalicelib.enrich.ua_tables_build`, checked
+against the installed libraries by a test), and a pattern is compiled only when the user
+agent holds a literal it needs (:mod:`chalicelib.enrich.ua_tables`); the answers stay the
+libraries'. See docs/adr/0015-cold-start.md. Importing this module compiles only our own
+patterns; the web table loads on the first :func:`classify` past the fast path (~20 ms), the
+device table on the first Android user agent naming its model (~80 ms, device-detector's
+``Device`` parser included).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from chalicelib.enrich import device_rules as rules
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from chalicelib.enrich.ua_devices import DeviceTypes
+    from chalicelib.enrich.ua_engines import WebRules
 
 Device = Literal["desktop", "mobile", "tablet", "bot"]
 
 # Sized for the few thousand distinct user agents a warm Lambda is expected to see: 8192
 # entries of typical user agents take about 2 MB (measured), and a full miss costs from
-# ~0.5 ms to ~10 ms (see bench/bench_ua.py), so the cache is what keeps the median low.
+# ~0.02 ms to ~1 ms (see bench/bench_ua.py), so the cache is what keeps the median low.
 CACHE_SIZE = 8192
 
 # Only the head of a user agent is parsed and cached: it bounds the regex work and the cache's
@@ -59,15 +66,12 @@ def classify(user_agent: str | None) -> Device:
 
 
 def preload() -> None:
-    """Load every parser now instead of on first use.
+    """Load both tables now instead of on first use.
 
-    Meant for a Lambda's init phase, before the first request: it moves the parsers' load
-    (about 0.3 s for ua-parser's matchers and the two bot lists, and the device database's
-    first load, another ~0.5-1 s) out of the first request's latency.
+    For a Lambda's init phase, when even the first request must not pay the tables' load
+    (about 20 ms for the web table, 80 ms for the device table and device-detector's parser).
     """
     _ENGINES.families("Mozilla/5.0")
-    _ENGINES.crawlerdetect_is_bot("Mozilla/5.0")
-    _ENGINES.dd_is_bot("Mozilla/5.0")
     _ENGINES.dd_device_type("Mozilla/5.0 (Linux; Android 14; SM-S921B) Mobile", "Android")
 
 
@@ -98,8 +102,8 @@ def _classify_uncached(ua: str) -> Device:
     browser, os_family, device_family = engines.families(ua)
     if device_family == "Spider":
         return _BOT
-    # device-detector's bot check is a few µs for browsers (an Aho-Corasick prefilter);
-    # crawlerdetect's single large regex is the slower one, so it runs last.
+    # Either robot list is enough; device-detector's goes first, as its word prefilter
+    # settles most browsers without a regex.
     if engines.dd_is_bot(ua) or engines.crawlerdetect_is_bot(ua):
         return _BOT
     # Nothing recognised at all (no browser, no OS, no device) and no platform named either:
@@ -167,87 +171,46 @@ _DD_TYPES: dict[str, Device] = {
 
 
 class _Engines:
-    """The parser libraries, each loaded on first use (they are slow to import and build)."""
+    """The rule tables, each loaded on first use: the web table (ua-parser's families and both
+    robot lists) by the first user agent past the fast path, the device table by the first
+    Android user agent naming its model."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ua_parser: Callable[[str], tuple[str, str, str]] | None = None
-        self._crawlerdetect: Callable[[str], bool] | None = None
-        self._dd_bot: Any = None
-        self._dd_device: Any = None
+        self._web: WebRules | None = None
+        self._devices: DeviceTypes | None = None
 
     def families(self, ua: str) -> tuple[str, str, str]:
         """(browser family, OS family, device family) from ua-parser; "Other" when unknown."""
-        parse = self._ua_parser or self._load_ua_parser()
-        return parse(ua)
+        return (self._web or self._load_web()).families(ua)
 
     def crawlerdetect_is_bot(self, ua: str) -> bool:
-        check = self._crawlerdetect or self._load_crawlerdetect()
-        return check(ua)
+        return (self._web or self._load_web()).crawlers(ua)
 
     def dd_is_bot(self, ua: str) -> bool:
-        bot_parser = self._dd_bot or self._load_dd()[0]
-        return bool(bot_parser(ua, None).parse().ua_data)
+        return (self._web or self._load_web()).robots(ua)
 
     def dd_device_type(self, ua: str, os_family: str) -> Device | None:
-        device_parser = self._dd_device or self._load_dd()[1]
-        os_details = {"name": os_family} if os_family != "Other" else {}
-        data = device_parser(ua, None, os_details=os_details).parse().ua_data
-        kind = data.get("type") if data else None
-        # DeviceType is a str enum; its value is the name used in _DD_TYPES.
-        return _DD_TYPES.get(str(getattr(kind, "value", kind) or "").lower())
+        devices = self._devices or self._load_devices()
+        kind = devices.device_type(ua, os_family if os_family != "Other" else None)
+        return _DD_TYPES.get(kind or "")
 
-    def _load_ua_parser(self) -> Callable[[str], tuple[str, str, str]]:
+    def _load_web(self) -> WebRules:
         with self._lock:
-            if self._ua_parser is None:
-                import ua_parser
+            if self._web is None:
+                from chalicelib.enrich.ua_engines import WebRules
 
-                # The Rust resolver (ua-parser-rs) takes ~30 µs a parse against ~600 µs for
-                # the pure-Python one, and wants the lazily compiled matchers; ua-parser
-                # picks the best resolver installed. Its own cache is left out: ours sits
-                # in front of the whole classification.
-                resolver_type = ua_parser.BestAvailableResolver
-                if resolver_type is ua_parser.BasicResolver:
-                    matchers = ua_parser.load_builtins()
-                else:
-                    matchers = ua_parser.load_lazy_builtins()
-                resolver = resolver_type(matchers)
-                domains = ua_parser.Domain.ALL
+                self._web = WebRules.load()
+            return self._web
 
-                def parse(ua: str) -> tuple[str, str, str]:
-                    result = resolver(ua, domains)
-                    return (
-                        result.user_agent.family if result.user_agent else "Other",
-                        result.os.family if result.os else "Other",
-                        result.device.family if result.device else "Other",
-                    )
-
-                self._ua_parser = parse
-            return self._ua_parser
-
-    def _load_crawlerdetect(self) -> Callable[[str], bool]:
+    def _load_devices(self) -> DeviceTypes:
         with self._lock:
-            if self._crawlerdetect is None:
-                from crawlerdetect import CrawlerDetect  # type: ignore[import-untyped, unused-ignore]
+            if self._devices is None:
+                from chalicelib.enrich.ua_devices import DeviceTypes
 
-                detector = CrawlerDetect()
-
-                def check(ua: str) -> bool:
-                    return bool(detector.is_crawler(ua))
-
-                self._crawlerdetect = check
-            return self._crawlerdetect
-
-    def _load_dd(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._dd_bot is None or self._dd_device is None:
-                # The parser classes, not DeviceDetector: it would also run the OS and client
-                # parsers, which we do not need, at several times the cost.
-                from device_detector import Bot, Device  # type: ignore[import-untyped, unused-ignore]
-
-                self._dd_bot, self._dd_device = Bot, Device
-            return self._dd_bot, self._dd_device
+                self._devices = DeviceTypes.load()
+            return self._devices
 
 
-# Constructing it loads nothing; each library loads on its first use.
+# Constructing it loads nothing; each table loads on its first use.
 _ENGINES = _Engines()

@@ -7,6 +7,8 @@ and robots send; none is copied from the shared corpus, which the last test read
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,11 @@ from hypothesis import strategies as st
 
 from chalicelib.enrich.device import MAX_UA_CHARS, classify
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "user-agents-dev.jsonl"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT.parent / "shared" / "data" / "user-agents-dev.jsonl"
+# The libraries whose rules the classifier reads from precomputed tables: loading them is
+# what made a new container's first request slow (docs/adr/0015-cold-start.md).
+LIBRARIES = {"ua_parser", "ua_parser_rs", "crawlerdetect", "device_detector", "yaml_rs", "regex"}
 
 DESKTOP = [
     # Chrome, Edge, Firefox, Opera on Windows 11 (reports as NT 10.0)
@@ -207,3 +213,28 @@ def test_corpus_accuracy_targets() -> None:
     assert correct / total >= 0.97, outcome
     assert outcome[("bot", "bot")] / bots >= 0.97, outcome
     assert browsers_as_bots / browsers <= 0.005, outcome
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code`` in the project root."""
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    run = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(json.loads(run.stdout.splitlines()[-1]))
+
+
+def test_importing_the_app_loads_no_user_agent_library() -> None:
+    assert not LIBRARIES & modules_after("import app")
+
+
+def test_a_desktop_browser_is_classified_without_loading_a_library() -> None:
+    code = f"from chalicelib.enrich.device import classify\nassert classify({DESKTOP[0]!r}) == 'desktop'"
+    assert not LIBRARIES & modules_after(code)
+
+
+def test_an_android_model_needs_only_device_detectors_parser() -> None:
+    code = (
+        f"from chalicelib.enrich.device import classify\nassert classify({TABLET[1]!r}) == 'tablet'"
+    )
+    assert not (LIBRARIES - {"device_detector", "yaml_rs", "regex"}) & modules_after(code)
