@@ -6,9 +6,8 @@ from typing import Any
 
 from chalice import CORSConfig, Rate, Response  # type: ignore[attr-defined]
 
-from chalicelib.auth import bearer_claims, require_role
+from chalicelib.claims import require_role
 from chalicelib.function_url import UrlAwareChalice
-from chalicelib.health import health_report
 from chalicelib.http import (
     CORS_HEADERS,
     PIXEL_GIF,
@@ -19,7 +18,6 @@ from chalicelib.http import (
 )
 from chalicelib.jsonbody import json_object
 from chalicelib.model import parse_post_id
-from chalicelib.players.directory import check_player_key, player_body
 from chalicelib.registry.posts import post_body
 from chalicelib.wiring import get_services
 
@@ -39,8 +37,16 @@ def _request() -> Any:
     return app.current_request
 
 
+def _bearer_claims(header_value: str | None) -> Any:
+    # PyJWT (and cryptography) load with the first request that carries a token, not with
+    # every Lambda's start (docs/adr/0015-cold-start.md).
+    from chalicelib.auth import bearer_claims
+
+    return bearer_claims(header_value, get_services().settings)
+
+
 def _service_claims() -> Any:
-    claims = bearer_claims(header(app.current_request, "authorization"), get_services().settings)
+    claims = _bearer_claims(header(app.current_request, "authorization"))
     return require_role(claims, ("service", "admin"))
 
 
@@ -106,6 +112,7 @@ def delete_post(post_id: str) -> Response:
 @app.route("/v1/players/{player_key}", methods=["PUT"])
 @answers_errors()
 def register_player(player_key: str) -> Response:
+    from chalicelib.players.directory import check_player_key, player_body
     from chalicelib.registry.schema import PlayerFields, validated  # registry routes only
 
     _service_claims()
@@ -171,7 +178,7 @@ COUNTER_HEADERS = {**CORS_HEADERS, "Cache-Control": "public, max-age=60"}
 def _reader() -> Any:
     """The caller's Claims (None without a token). Behind a Cognito or custom authorizer,
     build them from ``_request().context["authorizer"]`` here instead: nothing else changes."""
-    return bearer_claims(header(_request(), "authorization"), get_services().settings)
+    return _bearer_claims(header(_request(), "authorization"))
 
 
 def _params() -> dict[str, str]:
@@ -286,4 +293,6 @@ def demo_art(name: str) -> Response:
 @app.route("/v1/health", methods=["GET"], cors=True)
 @answers_errors()
 def health() -> Any:
+    from chalicelib.health import health_report
+
     return health_report(get_services(), _reader())

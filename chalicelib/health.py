@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.auth import Claims
+from chalicelib.claims import Claims
 from chalicelib.days import day_of
 from chalicelib.rollup.status import rollup_status
 from chalicelib.wiring import Services

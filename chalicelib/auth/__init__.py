@@ -51,8 +51,6 @@ In AWS a Cognito or custom authorizer can verify instead; the services only see 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,8 +58,9 @@ import jwt
 
 from chalicelib.auth.jwks import ALGORITHMS as JWKS_ALGORITHMS
 from chalicelib.auth.jwks import KeysUnavailable, check_jwks_settings, signing_key
+from chalicelib.claims import Claims, require_role
 from chalicelib.config import Settings, check_jwt_secret
-from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.errors import Unauthorized
 
 __all__ = [
     "ROLES",
@@ -85,12 +84,6 @@ MAKAPIX_ROLES = (("owner", "admin"), ("moderator", "moderator"))
 MAKAPIX_DEFAULT_ROLE = "artist"
 # The only ``type`` accepted (Makapix's access tokens; VTS's carry none).
 ACCESS_TYPE = "access"
-
-
-@dataclass(frozen=True)
-class Claims:
-    sub: str
-    role: str
 
 
 def max_lifetime_s(role: str) -> int:
@@ -292,13 +285,3 @@ def _check_lifetime(payload: dict[str, Any], role: str) -> None:
             f"{kind} token may live at most {limit} s (this one {int(lifetime_s)} s)",
             code="token_lifetime_too_long",
         )
-
-
-def require_role(claims: Claims | None, roles: Iterable[str]) -> Claims:
-    """401 without a token, 403 with one whose role is not allowed."""
-    if claims is None:
-        raise Unauthorized("a bearer token is required", code="missing_token")
-    allowed = tuple(roles)
-    if claims.role not in allowed:
-        raise Forbidden(f"role {claims.role!r} may not do this (needs {' or '.join(allowed)})")
-    return claims

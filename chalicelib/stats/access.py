@@ -17,7 +17,7 @@ moderator is also an artist on Makapix, so their own artist stats remain readabl
 
 from __future__ import annotations
 
-from chalicelib.auth import Claims, require_role
+from chalicelib.claims import Claims, require_role
 from chalicelib.errors import Forbidden
 
 READER_ROLES = ("artist", "moderator", "admin", "service")

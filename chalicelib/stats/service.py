@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.auth import Claims
+from chalicelib.claims import Claims
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.counts import SITE, Target
