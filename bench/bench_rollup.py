@@ -248,8 +248,8 @@ class MeteredEvents:
         self.meter.write("raw-event", wru(size_of(codec.event_item(event, self.ttl_days))))
         self.inner.put_impression(event)
 
-    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
-        found = list(self.inner.day_events(post_id, day))
+    def day_events(self, post_id: int, day: str, shard: int | None = None) -> Iterator[ViewEvent]:
+        found = list(self.inner.day_events(post_id, day, shard))
         sizes = sum(size_of(codec.event_item(e, self.ttl_days)) for e in found)
         self.meter.read("raw-event", rru(sizes))
         return iter(found)
@@ -279,6 +279,13 @@ class MeteredRegistry(MemoryRegistry):
     def get_post(self, post_id: int) -> PostRecord | None:
         self.meter.read("registry", 0.5)
         return super().get_post(post_id)
+
+    def get_posts_with_hot(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        """The recorders' read: each post's META and HOT items (0.5 RRU each, eventually
+        consistent, one BatchGetItem)."""
+        wanted = list(post_ids)
+        self.meter.read("registry", 1.0 * len(wanted))
+        return super().get_posts_with_hot(wanted)
 
 
 # ---- one scenario -------------------------------------------------------------------------

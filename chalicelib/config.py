@@ -85,6 +85,12 @@ class Settings:
     close_budget_s: int = 600
     # A Day closes this long after it ends, so the stream has delivered all of it.
     close_grace_s: int = 3600
+    # A post whose looks the stream handler sees stored faster than this (per second) is
+    # marked hot: its looks go to ``hot_shards`` write shards (docs/adr/0016). 0: never
+    # marked (a throttled write still falls back to the shards).
+    hot_views_per_s: int = 50
+    # 0: no write shards at all (no hot marks, no fallback): one partition key per post and Day.
+    hot_shards: int = 10
 
     def table_names(self) -> dict[str, str]:
         """Each table's logical name (``storage.tables.TABLES``) -> its physical name."""
@@ -98,7 +104,9 @@ class Settings:
         """Fail clearly when a secret the request path needs is missing."""
         if not self.jwt_secret:
             raise ConfigError("VTS_JWT_SECRET is not set (nor resolved from VTS_JWT_SECRET_PARAM)")
-        where = " (or the SSM parameter VTS_JWT_SECRET_PARAM names)" if self.jwt_secret_param else ""
+        where = (
+            " (or the SSM parameter VTS_JWT_SECRET_PARAM names)" if self.jwt_secret_param else ""
+        )
         check_jwt_secret(self.jwt_secret, "VTS_JWT_SECRET" + where)
         if not self.visitor_key:
             raise ConfigError(
@@ -120,6 +128,8 @@ _INT_FIELDS = {
     "stream_state_every_s": (0, 3600),
     "close_budget_s": (1, 900),
     "close_grace_s": (0, 86_400),
+    "hot_views_per_s": (0, 1_000_000),
+    "hot_shards": (0, 100),
 }
 
 

@@ -69,6 +69,12 @@ class StorageUnavailable(VTSError):
     retry_after_s = 5
 
 
+class StorageThrottled(StorageUnavailable):
+    """DynamoDB refused the request for throughput, e.g. one partition key written past its
+    limit: nothing was written, and the same write under another key may pass (the
+    recorders' write-shard fallback, chalicelib/views.py)."""
+
+
 def describe(error: ValidationError) -> str:
     """One readable line per problem: ``field: message``."""
     parts = []

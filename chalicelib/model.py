@@ -34,9 +34,22 @@ def parse_post_id(text: object) -> int:
 
 
 @dataclass(frozen=True)
+class HotMark:
+    """A post looked at too fast for one partition key: until ``until``, its looks go to
+    ``shards`` write shards (chalicelib/rollup/hot.py marks it; docs/adr/0016)."""
+
+    shards: int
+    until: datetime
+
+
+@dataclass(frozen=True)
 class PostRecord:
     """A registered post. Only a ``counting`` post's looks are stored; a hidden or deleted
-    one keeps its stats readable by its owner (DESIGN §7)."""
+    one keeps its stats readable by its owner (DESIGN §7).
+
+    ``hot`` is not part of the registration (registering never sets or compares it): the
+    registry keeps it in an item of its own, read with the post by the recorders' cache.
+    """
 
     post_id: int
     owner_id: str
@@ -46,10 +59,15 @@ class PostRecord:
     art_url: str | None = None  # https only
     visible: bool = True
     deleted: bool = False
+    hot: HotMark | None = field(default=None, compare=False)
 
     @property
     def counting(self) -> bool:
         return self.visible and not self.deleted
+
+    def shards_at(self, at: datetime) -> int:
+        """The write shards of a look at ``at``: 0 (the Day's base key) unless hot then."""
+        return self.hot.shards if self.hot is not None and at < self.hot.until else 0
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,12 @@ class ViewEvent:
     # A keyed hash of the client's network (web looks only): chalicelib/netcap.py.
     net: str | None = None
     event_id: str | None = field(default=None, compare=False)
+    # Where the store keeps it: a hot post's write shard (chalicelib/views.py picks it), or
+    # None for the Day's base key. The same look wherever it is kept.
+    shard: int | None = field(default=None, compare=False)
 
     @property
     def day(self) -> str:
-        return self.occurred_at.strftime("%Y-%m-%d")
+        # The date as text, as strftime("%Y-%m-%d") gives it, at a seventh of its cost: the
+        # recording path and the stream handler ask for it several times per look.
+        return self.occurred_at.date().isoformat()

@@ -94,7 +94,11 @@ class Services:
     @cached_property
     def posts(self) -> PostDirectory:
         return PostDirectory(
-            self.registry, self.clock, self.settings.post_cache_s, aggregates=self.aggregates
+            self.registry,
+            self.clock,
+            self.settings.post_cache_s,
+            aggregates=self.aggregates,
+            hot_shards=self.settings.hot_shards,
         )
 
     @cached_property
@@ -169,13 +173,24 @@ class Services:
     def aggregator(self) -> Aggregator:
         """The stream handler's service (one per container: it remembers markers written)."""
         from chalicelib.rollup.aggregate import Aggregator
+        from chalicelib.rollup.hot import HotPosts
 
+        settings = self.settings
+        hot = HotPosts(
+            self.aggregates,
+            self.clock,
+            ttl_days=settings.event_ttl_days,
+            registry=self.registry,
+            looks_per_s=settings.hot_views_per_s,
+            shards=settings.hot_shards,
+        )
         return Aggregator(
             self.aggregates,
             self.drops,
             self.clock,
-            ttl_days=self.settings.event_ttl_days,
-            state_every_s=self.settings.stream_state_every_s,
+            ttl_days=settings.event_ttl_days,
+            state_every_s=settings.stream_state_every_s,
+            hot=hot,
         )
 
     @cached_property
@@ -206,7 +221,9 @@ def iot_data_client(settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+    config = Config(
+        connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+    )
     kwargs: dict[str, Any] = {"region_name": settings.region, "config": config}
     if settings.iot_data_endpoint:
         endpoint = settings.iot_data_endpoint

@@ -4,7 +4,8 @@ Steps, in order: ``drop_gpc`` (the browser asked not to be tracked: nothing is r
 stored) -> ``drop_bot`` -> ``find_post`` (unknown: 404; hidden or deleted: dropped as
 ``post_not_counting``) -> ``drop_author_view`` -> ``drop_net_cap`` (one
 network cannot inflate a post: chalicelib/netcap.py) -> ``store`` (a View through the shared
-dedup step, chalicelib/views.py, or an Impression in its rate slot). Each may end the hit with
+dedup step, chalicelib/views.py, or an Impression in its rate slot; a hot post's on its
+write shards, which the post cache knows). Each may end the hit with
 an outcome; a drop is counted by reason (``chalicelib.drops.DropReason``), never raised. Only
 a client's mistake (unknown post, rate limit) or a storage fault raises.
 
@@ -23,7 +24,7 @@ from datetime import datetime
 
 from ulid import ULID
 
-from chalicelib.auth import Claims
+from chalicelib.claims import Claims
 from chalicelib.clock import Clock
 from chalicelib.drops import DropCounter, DropReason
 from chalicelib.enrich.referrer import referrer_domain
@@ -89,7 +90,6 @@ class WebRecorder:
         known_slots: KnownSlots | None = None,
         net_caps: NetCaps | None = None,
     ) -> None:
-        self._events = events
         self._registry = registry
         self._posts = posts
         self._drops = drops
@@ -98,7 +98,9 @@ class WebRecorder:
         self._country = country
         self._visitor_key = visitor_key
         self._impression_interval_s = impression_interval_s
-        self._views = ViewKeeper(events, known_views if known_views is not None else KnownViews())
+        self._views = ViewKeeper(
+            events, known_views if known_views is not None else KnownViews(), fallback=posts
+        )
         self._known_slots = known_slots if known_slots is not None else KnownSlots()
         self._net_caps = net_caps if net_caps is not None else NetCaps(Caps(20, 200))
         self._steps: tuple[Callable[[Look], Outcome | None], ...] = (
@@ -131,7 +133,7 @@ class WebRecorder:
 
     def find_post(self, look: Look) -> Outcome | None:
         post_id = look.hit.post_id
-        look.post = self._posts.get(post_id)
+        look.post = self._posts.get_for_recording(post_id)
         if look.post is None:
             self._drops.count(DropReason.UNKNOWN_POST)
             raise NotFound(f"post {post_id} is not registered", code="unknown_post")
@@ -153,11 +155,12 @@ class WebRecorder:
         return self._drop(DropReason.NET_CAP) if self._net_caps.full(look.event) else None
 
     def store(self, look: Look) -> Outcome:
-        event = look.event
-        assert event is not None
+        event, post = look.event, look.post
+        assert event is not None and post is not None
+        shards = post.shards_at(look.now)
         if event.intent == "impression":
-            return self._impression(event, look.now)
-        if self._views.store(event):
+            return self._impression(event, look.now, shards)
+        if self._views.store(event, shards):
             self._net_caps.stored(event)
             self._drops.accepted(counted=True)
             return COUNTED
@@ -169,7 +172,7 @@ class WebRecorder:
         self._drops.count(reason)
         return Outcome(False, reason)
 
-    def _impression(self, event: ViewEvent, now: datetime) -> Outcome:
+    def _impression(self, event: ViewEvent, now: datetime, shards: int) -> Outcome:
         wait_s = self._known_slots.wait_s(event.visitor, now)
         if wait_s is None:
             # A free slot is claimed in the store: the limit is global, not per container.
@@ -183,7 +186,7 @@ class WebRecorder:
                 f"at most one impression per {self._impression_interval_s} s per visitor",
                 retry_after_s=max(1, math.ceil(wait_s)),
             )
-        self._events.put_impression(event)
+        self._views.store_impression(event, shards)
         self._net_caps.stored(event)
         self._drops.accepted(counted=False)
         return Outcome(False, "impression")

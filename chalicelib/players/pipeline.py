@@ -139,9 +139,10 @@ class PlayerViewRecorder:
     ) -> None:
         if not visitor_key:
             # A player's owner is stored only as its keyed hash (DESIGN §8).
-            raise ConfigError("VTS_VISITOR_KEY is not set (nor resolved from VTS_VISITOR_KEY_PARAM)")
+            raise ConfigError(
+                "VTS_VISITOR_KEY is not set (nor resolved from VTS_VISITOR_KEY_PARAM)"
+            )
         self._visitor_key = visitor_key
-        self._events = events
         self._players = players
         self._posts = posts
         self._drops = drops
@@ -151,7 +152,9 @@ class PlayerViewRecorder:
         self._bridges = bridges
         self._backlog = timedelta(seconds=backlog_s)
         self._gate = ReportGate(registry, player_interval_s, retransmission_window_s)
-        self._views = ViewKeeper(events, known_views if known_views is not None else KnownViews())
+        self._views = ViewKeeper(
+            events, known_views if known_views is not None else KnownViews(), fallback=posts
+        )
         self._steps: tuple[Callable[[Report], PlayerOutcome | None], ...] = (
             self.parse,
             self.match_key,
@@ -248,7 +251,10 @@ class PlayerViewRecorder:
         message = report.message
         assert message is not None and report.player_key is not None
         verdict = self._gate.check(
-            report.player_key, message.post_id, message.timestamp, self._rate_time(report),
+            report.player_key,
+            message.post_id,
+            message.timestamp,
+            self._rate_time(report),
             report.token,
         )
         if verdict.kind == "admitted":
@@ -264,7 +270,7 @@ class PlayerViewRecorder:
 
     def find_post(self, report: Report) -> PlayerOutcome | None:
         assert report.message is not None
-        report.post = self._posts.get(report.message.post_id)
+        report.post = self._posts.get_for_recording(report.message.post_id)
         if report.post is None:
             return _failure(
                 UNKNOWN_POST, "not_found", f"post {report.message.post_id} is not registered"
@@ -283,10 +289,12 @@ class PlayerViewRecorder:
 
     def store(self, report: Report) -> PlayerOutcome:
         event = self._view_event(report)
+        assert report.post is not None
+        shards = report.post.shards_at(report.now)
         if event.intent == "impression":
-            self._events.put_impression(event)
+            self._views.store_impression(event, shards)
             return PlayerOutcome(IMPRESSION)
-        if self._views.store(event):
+        if self._views.store(event, shards):
             return PlayerOutcome(COUNTED, counted=True)
         return PlayerOutcome(DUPLICATE)
 

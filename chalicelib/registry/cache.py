@@ -61,6 +61,13 @@ class TtlCache(Generic[K, V]):
                     found[key] = value
         return found
 
+    def put(self, key: K, value: V) -> None:
+        """Hold ``value`` for ``key`` for ``ttl_s`` from now (what this container learnt)."""
+        with self._lock:
+            if key not in self._entries and len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (self._monotonic() + self._ttl_s, value)
+
     def forget(self, key: K) -> None:
         with self._lock:
             self._entries.pop(key, None)

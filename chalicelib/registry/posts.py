@@ -6,6 +6,12 @@ public ``sqid`` (its page is ``{site}/p/{sqid}``), its ``title`` and the https U
 artwork (``art_url``). ``visible`` false or ``deleted`` true make it stop counting: its
 looks are dropped (``post_not_counting``), its stats stay readable by its owner (DESIGN §7).
 A registration is a whole record: a field left out is cleared.
+
+The recorders read a post with its hot mark (``PostDirectory.get_for_recording``): the
+stream handler marks a post hot in an item of its own beside the registration
+(chalicelib/rollup/hot.py), which the registry sync never writes, and this cache learns it
+when it reloads the post, within ``cache_s``. A container whose write on the post's base
+key is throttled holds the post hot at once (``fallback_shards``; docs/adr/0016).
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 from chalicelib.clock import Clock
+from chalicelib.days import day_end, day_of
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.model import PostRecord
+from chalicelib.model import HotMark, PostRecord
 from chalicelib.registry.cache import TtlCache
 from chalicelib.storage.aggregates import Aggregates
 from chalicelib.storage.ports import Registry
@@ -64,9 +72,7 @@ def check_sqid(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _SQID.match(value):
-        raise BadRequest(
-            "sqid must be 1 to 64 letters, digits, '-' or '_'", code="invalid_sqid"
-        )
+        raise BadRequest("sqid must be 1 to 64 letters, digits, '-' or '_'", code="invalid_sqid")
     return value
 
 
@@ -184,7 +190,11 @@ class Saved(Generic[K, R]):
 
 
 class PostDirectory:
-    """Reads posts through a small TTL cache: a post's owner rarely changes, reads cost money."""
+    """Reads posts through a small TTL cache: a post's owner rarely changes, reads cost money.
+
+    ``hot_shards``: the write shards a post gets when a write on its base key is throttled
+    (``fallback_shards``; 0: none, the throttled look fails).
+    """
 
     def __init__(
         self,
@@ -194,24 +204,46 @@ class PostDirectory:
         monotonic: Callable[[], float] = time.monotonic,
         max_entries: int = 50_000,
         aggregates: Aggregates | None = None,
+        hot_shards: int = 0,
     ) -> None:
         self._registry = registry
         # Keeps each artist's post count so artist stats never list every post to count them.
         self._aggregates = aggregates
         self._clock = clock
+        self._hot_shards = hot_shards
         self._cache: TtlCache[int, PostRecord] = TtlCache(cache_s, monotonic, max_entries)
+        # The recorders' own: posts with their hot marks (stats readers need no marks).
+        self._recording: TtlCache[int, PostRecord] = TtlCache(cache_s, monotonic, max_entries)
 
     def get(self, post_id: int) -> PostRecord | None:
         return self._cache.get(post_id, self._registry.get_post)
+
+    def get_for_recording(self, post_id: int) -> PostRecord | None:
+        """The post with its hot mark (``PostRecord.hot``), both read in one batch."""
+        return self._recording.get_many([post_id], self._registry.get_posts_with_hot).get(post_id)
+
+    def fallback_shards(self, post_id: int, at: datetime) -> int:
+        """A write on the post's base key was throttled at ``at``: until its cache entry is
+        reloaded (by then the stream handler has usually marked it), this container holds the
+        post hot for the rest of the Day; the number of write shards (0: none)."""
+        if not self._hot_shards:
+            return 0
+        post = self.get_for_recording(post_id)
+        if post is None:
+            return self._hot_shards
+        shards = post.shards_at(at)
+        if not shards:
+            shards = self._hot_shards
+            held = HotMark(shards, until=day_end(day_of(at)))
+            self._recording.put(post_id, replace(post, hot=held))
+        return shards
 
     def get_many(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
         """The registered posts among ``post_ids``, through the cache (one batched read for
         the ones it does not hold); unregistered ids are missing from the answer."""
         return self._cache.get_many(post_ids, self._registry.get_posts)
 
-    def register(
-        self, post_id: int, owner_id: object, **fields: object
-    ) -> tuple[PostRecord, bool]:
+    def register(self, post_id: int, owner_id: object, **fields: object) -> tuple[PostRecord, bool]:
         """Register or update a post (``fields``: sqid, title, art_url, visible, deleted; a
         field left out is cleared). Returns the record and whether it is new."""
         return self.put(post_id, post_details(owner_id, **fields))
@@ -278,3 +310,4 @@ class PostDirectory:
 
     def _forget(self, post_id: int) -> None:
         self._cache.forget(post_id)
+        self._recording.forget(post_id)

@@ -21,6 +21,7 @@ from chalicelib.counts import fold
 from chalicelib.days import iso
 from chalicelib.drops import DropCounter, DropReason
 from chalicelib.model import ViewEvent
+from chalicelib.rollup.hot import HotPosts
 from chalicelib.rollup.livecap import LiveCap
 from chalicelib.storage.aggregates import Aggregates
 from chalicelib.storage.aggregates.live import StreamPosition
@@ -54,6 +55,7 @@ class Aggregator:
         *,
         ttl_days: int,
         state_every_s: float = 0.0,
+        hot: HotPosts | None = None,
     ) -> None:
         self._aggregates = aggregates
         self._drops = drops
@@ -64,6 +66,8 @@ class Aggregator:
         self._cap = LiveCap()
         self._state_written_at: datetime | None = None
         self.last_report = BatchReport()
+        # Hot posts' write shards (rollup/hot.py): the shards a Day used, and the hot marks.
+        self._hot = hot if hot is not None else HotPosts(aggregates, clock, ttl_days=ttl_days)
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Lambda's partial-batch response: empty, or the first record to retry from."""
@@ -103,6 +107,7 @@ class Aggregator:
         if skipped:
             self._drops.count(DropReason.AFTER_CLOSE, skipped)
         markers = self._mark_active(live)
+        self._hot.observe(live)
         result = self._aggregates.add_live(self._cap.apply(fold(live)), self._ttl_days)
         if result.trimmed:
             # Items at DynamoDB's size limit took their Tally without the open-ended breakdowns.

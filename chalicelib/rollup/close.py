@@ -3,7 +3,9 @@
 Which Days: those whose end lies ``grace_s`` in the past, from the Day after the watermark
 (before the first close, from the oldest Day with live counters whose raw events still
 live). For each, every post marked active that Day is recounted from its raw events, within
-the networks' caps, and its artist and the site from the same events; a marked post whose
+the networks' caps, and its artist and the site from the same events; a hot post's from its
+Day's base key and each write shard the stream handler noted it used, a Visitor's View
+stored under two of them counted once; a marked post whose
 raw events are gone keeps its live counters (its Visitors then known only by number).
 Storage keeps the recounted Day of every Target (``Aggregates.write_closed_day``), then the
 watermark moves to it, never back.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 from chalicelib.clock import Clock
 from chalicelib.counts import SITE, Recount, Tally, Target, targets_of
 from chalicelib.days import day_name, day_number, day_of, days_between, next_day
+from chalicelib.model import ViewEvent
 from chalicelib.netcap import Caps, within_caps
 from chalicelib.rollup.status import watermark_age_emf
 from chalicelib.storage.aggregates import Aggregates
@@ -58,6 +61,22 @@ class CloseReport:
 
 class _OutOfTime(Exception):
     pass
+
+
+def once_per_visitor(events: Iterable[ViewEvent]) -> list[ViewEvent]:
+    """The looks of one post and Day with each Visitor's View once: a Visitor stored under
+    the Day's base key before the post turned hot and under a write shard after (or by a
+    throttle fallback) viewed once. The earliest is kept (its time is the View's)."""
+    views: dict[str, ViewEvent] = {}
+    kept: list[ViewEvent] = []
+    for event in events:
+        if event.intent != "view":
+            kept.append(event)
+            continue
+        held = views.get(event.visitor)
+        if held is None or event.occurred_at < held.occurred_at:
+            views[event.visitor] = event
+    return kept + list(views.values())
 
 
 def last_finished_day(now: datetime, grace_s: int) -> str:
@@ -154,13 +173,17 @@ class DayCloser:
         deadline: float = float("inf"),
     ) -> None:
         report = report if report is not None else CloseReport()
-        posts = self._aggregates.active_posts(day)
+        active = self._aggregates.active_posts(day)
         recounts: dict[Target, Recount] = {SITE: Recount()}
-        live = self._aggregates.live_tallies(posts, day)
-        for post_id in posts:
+        live = self._aggregates.live_tallies(list(active), day)
+        for post_id, shards in active.items():
             self._check(deadline)
             found = list(self._events.day_events(post_id, day))
+            for shard in shards:
+                found += self._events.day_events(post_id, day, shard)
             report.events += len(found)
+            if shards:
+                found = once_per_visitor(found)
             # The networks' caps, exactly: what several containers let through is cut here.
             found = within_caps(found, self._caps)
             recount = recounts[Target.post(post_id)] = Recount()
@@ -171,7 +194,7 @@ class DayCloser:
                 recounts[site].add(event)
             if not found and post_id in live:
                 self._from_live(post_id, day, live[post_id], recounts)
-        report.posts += len(posts)
+        report.posts += len(active)
         report.writes += self._aggregates.write_closed_day(
             day, recounts, lambda: self._check(deadline)
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
 
 from chalicelib.days import iso, parse_iso
-from chalicelib.model import Intent, PlayerRecord, PostRecord, Source, ViewEvent
+from chalicelib.model import HotMark, Intent, PlayerRecord, PostRecord, Source, ViewEvent
 from chalicelib.storage import keys
 from chalicelib.storage.tables import TTL_ATTRIBUTE
 
@@ -55,7 +56,7 @@ def _plain(value: Any) -> Any:
 
 
 def event_item(event: ViewEvent, ttl_days: int) -> dict[str, Any]:
-    """The plain item for one event (keys included)."""
+    """The plain item for one event (keys included; a hot post's under its ``shard``)."""
     day = event.day
     if event.intent == "view":
         sk = keys.view_sk(event.visitor)
@@ -64,7 +65,7 @@ def event_item(event: ViewEvent, ttl_days: int) -> dict[str, Any]:
             raise ValueError("an Impression needs an event_id")
         sk = keys.impression_sk(event.event_id)
     item: dict[str, Any] = {
-        "pk": keys.event_pk(event.post_id, day),
+        "pk": keys.event_pk(event.post_id, day, event.shard),
         "sk": sk,
         "post": event.post_id,
         "own": event.owner_id,
@@ -102,6 +103,7 @@ def event_from_item(item: dict[str, Any]) -> ViewEvent:
         device=str(item["dev"]),
         device_at=parse_iso(str(item["dat"])) if item.get("dat") else None,
         event_id=sk[2:] if intent == "impression" else None,
+        shard=keys.event_shard(str(item["pk"])),
         **optional,
     )
 
@@ -112,7 +114,10 @@ _POST_OPTIONAL = ("sqid", "title", "art_url")
 def post_item(post: PostRecord) -> dict[str, Any]:
     pk, sk = keys.post_key(post.post_id)
     item: dict[str, Any] = {
-        "pk": pk, "sk": sk, "owner_id": post.owner_id, "registered_at": iso(post.registered_at)
+        "pk": pk,
+        "sk": sk,
+        "owner_id": post.owner_id,
+        "registered_at": iso(post.registered_at),
     }
     item.update({name: getattr(post, name) for name in _POST_OPTIONAL if getattr(post, name)})
     # Only the exceptions are stored: items written before these flags read as counting.
@@ -124,14 +129,29 @@ def post_item(post: PostRecord) -> dict[str, Any]:
 
 
 def post_from_item(post_id: int, item: dict[str, Any]) -> PostRecord:
+    optional = {name: str(item[name]) for name in _POST_OPTIONAL if item.get(name)}
     return PostRecord(
         post_id,
         str(item["owner_id"]),
         parse_iso(str(item["registered_at"])),
-        **{name: str(item[name]) for name in _POST_OPTIONAL if item.get(name)},
+        sqid=optional.get("sqid"),
+        title=optional.get("title"),
+        art_url=optional.get("art_url"),
         visible=bool(item.get("visible", True)),
         deleted=bool(item.get("deleted", False)),
     )
+
+
+def hot_item(post_id: int, mark: HotMark) -> dict[str, Any]:
+    """A post's hot mark; it expires (TTL) when the mark ends, and reads ignore it after
+    ``until`` as TTL deletion lags."""
+    pk, sk = keys.hot_key(post_id)
+    until = keys.epoch_s(mark.until)
+    return {"pk": pk, "sk": sk, "n": mark.shards, "until": until, TTL_ATTRIBUTE: until}
+
+
+def hot_from_item(item: dict[str, Any]) -> HotMark:
+    return HotMark(shards=int(item["n"]), until=datetime.fromtimestamp(int(item["until"]), UTC))
 
 
 def player_item(player: PlayerRecord) -> dict[str, Any]:
@@ -170,6 +190,8 @@ def item_size(item: dict[str, Any]) -> int:
 
 
 def _value_size(value: Any) -> int:
+    if isinstance(value, str):  # first: most attributes are strings
+        return len(value.encode())
     if value is None:
         return 1
     if isinstance(value, bool):
@@ -177,8 +199,6 @@ def _value_size(value: Any) -> int:
     if isinstance(value, (int, float, Decimal)):
         digits = len(str(abs(value)).replace(".", "").lstrip("0")) or 1
         return 1 + (digits + 1) // 2 + 1
-    if isinstance(value, str):
-        return len(value.encode())
     if isinstance(value, bytes):
         return len(value)
     if isinstance(value, dict):

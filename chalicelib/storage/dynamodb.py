@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import StorageUnavailable
-from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.errors import StorageThrottled, StorageUnavailable
+from chalicelib.model import HotMark, PlayerRecord, PostRecord, ViewEvent
 from chalicelib.storage import codec, gate, keys
 from chalicelib.storage.ports import Admission, GateClaim
 
@@ -29,6 +29,8 @@ _UNAVAILABLE = {
     "ResourceNotFoundException",
     "TransactionConflictException",
 }
+# Of those, the ones that mean "too much at once on this key or table": another key may pass.
+_THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException"}
 
 
 def is_conditional_failure(error: ClientError) -> bool:
@@ -42,6 +44,8 @@ def guarded(call: Callable[[], T]) -> T:
         return call()
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
+        if code in _THROTTLED:
+            raise StorageThrottled(f"DynamoDB answered {code}") from error
         if code in _UNAVAILABLE or code.startswith("5"):
             raise StorageUnavailable(f"DynamoDB answered {code}") from error
         raise
@@ -116,12 +120,12 @@ class DynamoEventStore:
         item = codec.to_typed(codec.event_item(event, self._ttl_days))
         guarded(lambda: self._client.put_item(TableName=self._table, Item=item))
 
-    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
+    def day_events(self, post_id: int, day: str, shard: int | None = None) -> Iterator[ViewEvent]:
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": keys.event_pk(post_id, day)}},
+            ExpressionAttributeValues={":pk": {"S": keys.event_pk(post_id, day, shard)}},
         )
         iterator = iter(pages)
         while True:
@@ -144,10 +148,10 @@ class DynamoRegistry:
         self._table = table
         self._sleep = sleep
 
-    def _batch_get(self, keys_: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-        """Plain items by ``pk``: BatchGetItem by 100, retrying what DynamoDB left
+    def _batch_get(self, keys_: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Plain items by key: BatchGetItem by 100, retrying what DynamoDB left
         unprocessed (throttling) with a growing pause; ``StorageUnavailable`` past that."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         unique = sorted(set(keys_))
         for start in range(0, len(unique), REGISTRY_READ_BATCH):
             chunk = unique[start : start + REGISTRY_READ_BATCH]
@@ -159,7 +163,7 @@ class DynamoRegistry:
             ):
                 for raw in answer.get("Responses", {}).get(self._table, []):
                     item = codec.from_typed(raw)
-                    found[str(item["pk"])] = item
+                    found[(str(item["pk"]), str(item["sk"]))] = item
         return found
 
     def _batch_put(self, items: list[dict[str, Any]]) -> None:
@@ -172,7 +176,10 @@ class DynamoRegistry:
                 for item in unique[start : start + REGISTRY_WRITE_BATCH]
             ]
             until_processed(
-                self._sleep, self._client.batch_write_item, {self._table: requests}, "UnprocessedItems"
+                self._sleep,
+                self._client.batch_write_item,
+                {self._table: requests},
+                "UnprocessedItems",
             )
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -199,14 +206,39 @@ class DynamoRegistry:
         return codec.post_from_item(post_id, item) if item else None
 
     def get_posts(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        return self._read_posts(post_ids, hot=False)
+
+    def get_posts_with_hot(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        return self._read_posts(post_ids, hot=True)
+
+    def _read_posts(self, post_ids: Iterable[int], *, hot: bool) -> dict[int, PostRecord]:
         ids = {int(post_id) for post_id in post_ids}
-        items = self._batch_get([keys.post_key(post_id) for post_id in ids])
+        wanted = [keys.post_key(post_id) for post_id in ids]
+        if hot:
+            wanted += [keys.hot_key(post_id) for post_id in ids]
+        items = self._batch_get(wanted)
         found = {}
         for post_id in ids:
-            item = items.get(keys.post_key(post_id)[0])
-            if item is not None:
-                found[post_id] = codec.post_from_item(post_id, item)
+            item = items.get(keys.post_key(post_id))
+            if item is None:
+                continue
+            post = codec.post_from_item(post_id, item)
+            mark = items.get(keys.hot_key(post_id))
+            found[post_id] = replace(post, hot=codec.hot_from_item(mark)) if mark else post
         return found
+
+    def mark_hot(self, post_id: int, mark: HotMark) -> None:
+        item = codec.to_typed(codec.hot_item(post_id, mark))
+        # Refused when a mark lasting as long is there: nothing to do.
+        conditional_write(
+            lambda: self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR #u < :u",
+                ExpressionAttributeNames={"#u": "until"},
+                ExpressionAttributeValues={":u": item["until"]},
+            )
+        )
 
     def put_post(self, post: PostRecord) -> None:
         item = codec.to_typed(codec.post_item(post))
@@ -227,7 +259,7 @@ class DynamoRegistry:
         items = self._batch_get([keys.player_key(key) for key in wanted])
         found = {}
         for key in wanted:
-            item = items.get(keys.player_key(key)[0])
+            item = items.get(keys.player_key(key))
             if item is not None:
                 found[key] = codec.player_from_item(key, item)
         return found

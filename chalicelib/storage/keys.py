@@ -3,6 +3,7 @@ ONLY module that addresses those items (the aggregates table's own items: aggreg
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 
@@ -13,8 +14,31 @@ def epoch_s(at: datetime) -> int:
 # ---- events -------------------------------------------------------------------------------
 
 
-def event_pk(post_id: int, day: str) -> str:
-    return f"P#{post_id}#{day}"
+def event_pk(post_id: int, day: str, shard: int | None = None) -> str:
+    """A Post's Day: ``P#{post}#{day}``, or its write shard ``P#{post}#{day}#s{n}`` while the
+    post is hot (one partition key takes only ~1,000 write units a second)."""
+    base = f"P#{post_id}#{day}"
+    return base if shard is None else f"{base}#s{shard}"
+
+
+def event_shard(pk: str) -> int | None:
+    """The write shard of an event pk (None: the Day's base key); ValueError for a pk that
+    is not an event's."""
+    parts = pk.split("#")
+    if parts[0] != "P" or len(parts) not in (3, 4):
+        raise ValueError(f"{pk!r} is not an event key")
+    if len(parts) == 3:
+        return None
+    if not parts[3].startswith("s") or not parts[3][1:].isdigit():
+        raise ValueError(f"{pk!r} has no write shard after its Day")
+    return int(parts[3][1:])
+
+
+def write_shard(visitor: str, shards: int) -> int:
+    """The write shard (1..``shards``) of a Visitor's looks at a hot post: always the same
+    one for a Visitor, so the per-Day View dedup stays one conditional write."""
+    digest = hashlib.blake2b(visitor.encode(), digest_size=8).digest()
+    return 1 + int.from_bytes(digest, "big") % shards
 
 
 def view_sk(visitor: str) -> str:
@@ -39,6 +63,12 @@ META_SK = "META"
 
 def post_key(post_id: int) -> tuple[str, str]:
     return f"POST#{post_id}", META_SK
+
+
+def hot_key(post_id: int) -> tuple[str, str]:
+    """A post's hot mark, beside its registration: the registry sync rewrites ``META`` whole
+    and never touches it, and one batched read fetches both (registry/posts.py)."""
+    return f"POST#{post_id}", "HOT"
 
 
 def player_key(player_key: str) -> tuple[str, str]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.model import HotMark, PlayerRecord, PostRecord, ViewEvent
 from chalicelib.storage import codec, gate, keys
 from chalicelib.storage.ports import Admission, GateClaim
 
@@ -17,17 +18,23 @@ class MemoryEventStore:
         self._ttl_days = ttl_days
         self._lock = threading.Lock()
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        # The same items by partition key, so reading one key of a Day is not a scan of all.
+        self._partitions: dict[str, dict[str, dict[str, Any]]] = {}
         self.writes = 0
 
     def _put(self, event: ViewEvent, *, only_new: bool) -> bool:
         # Going through the codec keeps the fake's keys and round trip identical to DynamoDB's.
-        item = codec.event_item(event, self._ttl_days)
+        return self._keep(codec.event_item(event, self._ttl_days), only_new=only_new)
+
+    def _keep(self, item: dict[str, Any], *, only_new: bool) -> bool:
+        """Store one event item (a put; ``only_new``: conditional on its key being free)."""
         key = (item["pk"], item["sk"])
         with self._lock:
             self.writes += 1
             if only_new and key in self.items:
                 return False
             self.items[key] = item
+            self._partitions.setdefault(key[0], {})[key[1]] = item
         return True
 
     def put_view(self, event: ViewEvent) -> bool:
@@ -36,13 +43,11 @@ class MemoryEventStore:
     def put_impression(self, event: ViewEvent) -> None:
         self._put(event, only_new=False)
 
-    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
-        pk = keys.event_pk(post_id, day)
+    def day_events(self, post_id: int, day: str, shard: int | None = None) -> Iterator[ViewEvent]:
+        pk = keys.event_pk(post_id, day, shard)
         with self._lock:
-            # Filter before sorting: the close calls this once per post and Day.
-            mine = [(sk, item) for (ipk, sk), item in self.items.items() if ipk == pk]
-        found = [item for _, item in sorted(mine, key=lambda pair: pair[0])]
-        for item in found:
+            mine = sorted(self._partitions.get(pk, {}).items())
+        for _, item in mine:
             yield codec.event_from_item(item)
 
 
@@ -50,6 +55,7 @@ class MemoryRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.posts: dict[int, PostRecord] = {}
+        self.hot: dict[int, HotMark] = {}
         self.players: dict[str, PlayerRecord] = {}
         # (until_ms, token of the holder)
         self._once: dict[tuple[str, str], tuple[int, str | None]] = {}
@@ -63,8 +69,19 @@ class MemoryRegistry:
     def get_posts(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
         return {i: self.posts[i] for i in set(post_ids) if i in self.posts}
 
+    def get_posts_with_hot(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        found = self.get_posts(post_ids)
+        return {i: replace(post, hot=self.hot.get(i)) for i, post in found.items()}
+
+    def mark_hot(self, post_id: int, mark: HotMark) -> None:
+        with self._lock:
+            held = self.hot.get(post_id)
+            if held is None or held.until < mark.until:
+                self.hot[post_id] = mark
+
     def put_post(self, post: PostRecord) -> None:
-        self.posts[post.post_id] = post
+        # As stored in DynamoDB: the registration alone, never a hot mark.
+        self.posts[post.post_id] = replace(post, hot=None)
 
     def put_posts(self, posts: Iterable[PostRecord]) -> None:
         for post in posts:

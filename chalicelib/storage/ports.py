@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.model import HotMark, PlayerRecord, PostRecord, ViewEvent
 
 
 class EventStore(Protocol):
-    """The raw ``events`` table."""
+    """The raw ``events`` table. A look is kept under its Post's Day, or under the write
+    shard ``event.shard`` of that Day while the post is hot (storage/keys.py)."""
 
     def put_view(self, event: ViewEvent) -> bool:
-        """Store a View unless this Visitor already has one for the Post and Day.
+        """Store a View unless this Visitor already has one under the same key (the Post's
+        Day, or its shard: a Visitor always has the same shard).
 
         One conditional write. Returns True when the View is new (counted).
         """
@@ -24,8 +26,10 @@ class EventStore(Protocol):
         """Store an Impression under its own unique id (never deduplicated)."""
         ...
 
-    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
-        """Every stored event of one Post on one Day (for the exact daily recount)."""
+    def day_events(self, post_id: int, day: str, shard: int | None = None) -> Iterator[ViewEvent]:
+        """Every stored event under one key of a Post's Day: its base key, or write shard
+        ``shard`` (the exact daily recount reads each key the Day used, and counts a Visitor
+        stored under two of them once)."""
         ...
 
 
@@ -36,6 +40,16 @@ class Registry(Protocol):
 
     def get_posts(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
         """The registered posts among ``post_ids`` (batched reads; the absent are missing)."""
+        ...
+
+    def get_posts_with_hot(self, post_ids: Iterable[int]) -> dict[int, PostRecord]:
+        """As ``get_posts``, each post with its hot mark (``PostRecord.hot``) if it has one,
+        read in the same batch: what the recorders cache."""
+        ...
+
+    def mark_hot(self, post_id: int, mark: HotMark) -> None:
+        """Keep ``mark`` as the post's hot mark unless it already has one lasting as long
+        (a mark is never shortened). Registering the post leaves it alone."""
         ...
 
     def put_post(self, post: PostRecord) -> None: ...

@@ -556,8 +556,8 @@ class BulkEventStore:
     def put_impression(self, event: ViewEvent) -> None:
         self._buffer.append(codec.event_item(event, self._ttl_days))
 
-    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
-        return self._reader.day_events(post_id, day)
+    def day_events(self, post_id: int, day: str, shard: int | None = None) -> Iterator[ViewEvent]:
+        return self._reader.day_events(post_id, day, shard)
 
     def flush(self) -> None:
         buffered, self._buffer = self._buffer, []
@@ -605,8 +605,8 @@ class MemoryStream:
         self.inner.put_impression(event)
         self._emit(event)
 
-    def day_events(self, post_id: int, day: str) -> Iterator[ViewEvent]:
-        return iter(self.inner.day_events(post_id, day))
+    def day_events(self, post_id: int, day: str, shard: int | None = None) -> Iterator[ViewEvent]:
+        return iter(self.inner.day_events(post_id, day, shard))
 
 
 class MemoryPump:

@@ -365,6 +365,8 @@ def test_the_stream_mapping_reports_partial_failures_to_a_queue(template: dict[s
     assert allowed(template, "AggregateRole", "sqs:SendMessage", f"arn:{queue}")
     for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"):
         assert allowed(template, "AggregateRole", f"dynamodb:{action}", "arn:EventsTable/stream/2026")
+    # A post the stream shows hot is marked in the registry (chalicelib/rollup/hot.py).
+    assert allowed(template, "AggregateRole", "dynamodb:PutItem", "arn:RegistryTable")
     assert "AggregateIteratorAgeAlarm" in template["Resources"]
 
 

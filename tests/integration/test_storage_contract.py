@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.config import Settings
-from chalicelib.model import PlayerRecord, PostRecord, ViewEvent
+from chalicelib.model import HotMark, PlayerRecord, PostRecord, ViewEvent
 from chalicelib.storage import codec
 from chalicelib.storage.dynamodb import ConditionalWrite, conditional_write
 from chalicelib.wiring import Services, dynamodb_services, memory_services
@@ -53,6 +53,37 @@ def test_a_view_is_stored_once_per_visitor_post_and_day(services: Services) -> N
     stored = list(services.events.day_events(7, "2026-11-24"))
     assert sorted(e.visitor for e in stored) == ["h:abc", "h:other"]
     assert stored[0].country == "BR" and stored[0].channel == "all"
+
+
+def test_a_hot_posts_write_shards_are_keys_of_their_own(services: Services) -> None:
+    events = services.events
+    assert events.put_view(view()) is True  # the Day's base key, before the post was hot
+    assert events.put_view(view(shard=3)) is True  # the same Visitor again, on its shard
+    assert events.put_view(view(shard=3, device="desktop")) is False  # the shard's dedup
+    assert events.put_view(view(visitor="h:other", shard=5)) is True
+    events.put_impression(view(intent="impression", event_id="01J" + "0" * 23, shard=3))
+    assert [e.visitor for e in events.day_events(7, "2026-11-24")] == ["h:abc"]
+    on_three = list(events.day_events(7, "2026-11-24", 3))
+    assert [(e.intent, e.shard) for e in on_three] == [("impression", 3), ("view", 3)]
+    assert on_three[1] == view()  # the same look, wherever it is kept
+    assert [e.visitor for e in events.day_events(7, "2026-11-24", 5)] == ["h:other"]
+    assert list(events.day_events(7, "2026-11-24", 4)) == []
+
+
+def test_a_hot_mark_lives_beside_the_registration(services: Services) -> None:
+    registry = services.registry
+    registry.put_posts([PostRecord(1, "artist-1", AT), PostRecord(2, "artist-2", AT)])
+    later = AT + timedelta(days=2)
+    registry.mark_hot(1, HotMark(10, later))
+    registry.mark_hot(1, HotMark(4, AT + timedelta(days=1)))  # never shortened
+    registry.mark_hot(3, HotMark(10, later))  # not registered: read as absent
+    registry.put_posts([PostRecord(1, "artist-1", AT, title="Dawn")])  # the sync: META whole
+    found = registry.get_posts_with_hot([1, 2, 3])
+    assert sorted(found) == [1, 2]
+    assert found[1].title == "Dawn" and found[1].hot == HotMark(10, later)
+    assert found[2].hot is None
+    assert registry.get_posts([1])[1].hot is None and registry.get_post(1) == found[1]
+    assert registry.delete_post(1) is True and registry.get_posts_with_hot([1]) == {}
 
 
 def test_impressions_are_never_deduplicated(services: Services) -> None:

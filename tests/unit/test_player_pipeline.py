@@ -4,7 +4,7 @@ counted once), retransmissions, rate, redelivery after a fault, and acks."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +14,10 @@ from chalicelib.config import Settings
 from chalicelib.days import day_of
 from chalicelib.enrich.visitor import user_visitor
 from chalicelib.errors import StorageUnavailable
-from chalicelib.model import ViewEvent
+from chalicelib.model import HotMark, ViewEvent
 from chalicelib.players.acks import MemoryAckPublisher
 from chalicelib.players.pipeline import DROP_REASONS
+from chalicelib.storage.keys import write_shard
 from chalicelib.storage.memory import MemoryEventStore
 from chalicelib.wiring import Services, memory_services
 from tests.players_support import FIXTURES, PLAYER, firmware_payload, rule_event
@@ -442,3 +443,18 @@ def test_an_event_nested_past_any_use_raises_nothing(services: Services) -> None
         nested = [nested]
     event["extra"] = nested  # an unknown field, ignored like any other
     assert record(services, event)["outcome"] == "impression"
+
+
+
+def test_a_hot_posts_player_looks_go_to_the_owners_write_shard(services: Services) -> None:
+    services.registry.mark_hot(100, HotMark(10, START + timedelta(days=1)))
+    for n, (intent, outcome) in enumerate((("artwork", "counted"), ("channel", "impression"))):
+        sent = f"2026-11-24T10:00:{10 * n:02d}Z"
+        payload = firmware_payload(post_id=100, intent=intent, timestamp=sent)
+        assert record(services, rule_event(payload))["outcome"] == outcome
+        services.clock.advance(10)  # type: ignore[attr-defined]
+    shard = write_shard(user_visitor(services.settings.visitor_key, OWNER), 10)
+    day = day_of(services.clock.now())
+    on_shard = services.events.day_events(100, day, shard)
+    assert sorted(e.intent for e in on_shard) == ["impression", "view"]
+    assert stored(services, 100) == []

@@ -172,3 +172,13 @@ def test_an_item_full_even_without_them_drops_its_update_and_the_rest_count(
 def test_an_empty_event_is_a_no_op(services: Services) -> None:
     assert services.aggregator.handle({"Records": []}) == {"batchItemFailures": []}
     assert services.aggregator.handle({}) == {"batchItemFailures": []}
+
+
+def test_stream_images_decode_as_boto3_decodes_them() -> None:
+    from chalicelib.storage.stream import plain_image
+
+    event = look(visitor="u:42", authenticated=True, play_order=2, shard=3, channel="all")
+    image = codec.to_typed(codec.event_item(event, 35))
+    assert plain_image(image) == codec.from_typed(image)
+    odd = {"n": {"N": "-7"}, "f": {"N": "2.5"}, "l": {"L": [{"S": "x"}]}, "z": {"NULL": True}}
+    assert plain_image(odd) == codec.from_typed(odd) == {"n": -7, "f": 2.5, "l": ["x"], "z": None}

@@ -128,10 +128,16 @@ class ClosedDays:
         site = self.items.query_range(layout.pk_of(SITE), layout.day_sk(""), layout.day_sk("~"))
         return layout.day_of_sk(str(site[0]["sk"])) if site else None
 
-    def active_posts(self, day: str) -> list[int]:
-        """The posts marked active on ``day``, by id."""
-        markers = self.items.query_range(*layout.marker_range(day))
-        return sorted({layout.post_of_marker_sk(str(m["sk"])) for m in markers})
+    def active_posts(self, day: str) -> dict[int, list[int]]:
+        """The posts marked active on ``day``, each with the write shards its looks used
+        that Day (empty for a post that was not hot): one Query of the Day's markers."""
+        activity: dict[int, list[int]] = {}
+        for marker in self.items.query_range(*layout.marker_range(day)):
+            post_id, shard = layout.marker_of_sk(str(marker["sk"]))
+            shards = activity.setdefault(post_id, [])
+            if shard is not None:
+                shards.append(shard)
+        return {post_id: sorted(shards) for post_id, shards in sorted(activity.items())}
 
     def live_tallies(self, post_ids: Sequence[int], day: str) -> dict[int, Tally]:
         """The posts' live counters of ``day`` (one batch read), for those that have any."""

@@ -8,7 +8,8 @@ builds or parses its keys. Each Target (a post, an artist, the site) is one part
 * ``POSTS`` (artists only): how many posts the artist has registered.
 
 Beside them: ``DAY#{day}`` holds a Day's "post active" markers (the close's list of posts
-to recount), ``CLOSE``/``WATERMARK`` the last closed Day, ``PUMP``/``STATE`` the stream
+to recount) and, for a hot post, one marker per write shard its looks used that Day (the
+keys the close reads), ``CLOSE``/``WATERMARK`` the last closed Day, ``PUMP``/``STATE`` the stream
 handler's position.
 """
 
@@ -80,13 +81,24 @@ def marker_key(day: str, post_id: int) -> Key:
     return marker_pk(day), f"P#{post_id}"
 
 
+def shard_marker_key(day: str, post_id: int, shard: int) -> Key:
+    """The post had looks under write shard ``shard`` of the Day (storage/keys.py)."""
+    return marker_pk(day), f"P#{post_id}#s{shard}"
+
+
 def marker_range(day: str) -> tuple[str, str, str]:
     """A Day's markers as a Query: their partition, the first and last sort key."""
     return marker_pk(day), "P#", "P#~"
 
 
 def post_of_marker_sk(sk: str) -> int:
-    return int(sk.split("#", 1)[1])
+    return marker_of_sk(sk)[0]
+
+
+def marker_of_sk(sk: str) -> tuple[int, int | None]:
+    """``P#{post}`` -> (post, None); ``P#{post}#s{n}`` -> (post, n)."""
+    _, post, *shard = sk.split("#")
+    return int(post), int(shard[0][1:]) if shard else None
 
 
 def watermark_key() -> Key:
@@ -96,4 +108,3 @@ def watermark_key() -> Key:
 def pump_state_key() -> Key:
     """Where the stream handler notes the newest record it processed (health, freshness)."""
     return "PUMP", "STATE"
-

@@ -9,7 +9,8 @@ markers with posts' ``by_views`` entries, the stream handler's position, the wat
   breakdowns (channels, referrers); the close recounts the Day exactly from raw events.
 * ``mark_active``: the ``DAY#{day}`` markers, the close's list of posts to recount, and each
   post's ``RANK`` item (its by_views entry) created with ``v`` 0, or moved to a new owner,
-  so a post is listed from its first look, not its first close.
+  so a post is listed from its first look, not its first close. ``mark_shards``: a hot
+  post's write shards used that Day, the keys the close reads besides the Day's own.
 * ``note_stream_position`` / ``stream_position``: the ``PUMP``/``STATE`` item.
 * ``watermark`` / ``advance_watermark``: the last closed Day (``CLOSE``/``WATERMARK``).
 """
@@ -127,6 +128,18 @@ class LiveCounters:
         ]
         if moved:
             self.items.add_counters(moved)
+
+    def mark_shards(self, used: Iterable[tuple[str, int, int]], ttl_days: int) -> None:
+        """Note the write shards posts' looks used on Days (``(day, post_id, shard)``, in one
+        batch write): each an idempotent marker, whichever container writes it first."""
+        self.items.put_items(
+            {
+                "pk": layout.marker_pk(day),
+                "sk": layout.shard_marker_key(day, post_id, shard)[1],
+                "expires_at": event_expires_at(day, ttl_days),
+            }
+            for day, post_id, shard in used
+        )
 
     def note_stream_position(self, position: StreamPosition) -> None:
         """One small write: the position's known fields, and one more batch."""
