@@ -49,6 +49,9 @@ for path in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(path))
 
 from vtsops.replay import MemoryPump, MemoryStream, Replayer, Trace, generate_trace  # noqa: E402
+from vtsops.units import eventual_read_units as rru  # noqa: E402
+from vtsops.units import size_of  # noqa: E402
+from vtsops.units import write_units as wru  # noqa: E402
 
 from chalicelib.clock import FixedClock  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
@@ -63,24 +66,10 @@ GOAL_WRU_PER_LOOK = 1.5
 # The stream mapping as deployed (infra/functions/aggregate.yaml).
 DEPLOYED_BATCH = 1_000
 DEPLOYED_WINDOW_S = 10
-KB = 1024
-BLOCK = 4096
 Key = tuple[str, str]
 
 
 # ---- the meter ----------------------------------------------------------------------------
-
-
-def wru(size: int) -> int:
-    return max(1, math.ceil(size / KB))
-
-
-def rru(total_size: int) -> float:
-    return 0.5 * max(1, math.ceil(total_size / BLOCK))
-
-
-def size_of(item: dict[str, Any] | None) -> int:
-    return codec.item_size(item) if item else 0
 
 
 def kind_of(pk: str, sk: str) -> str:

@@ -25,7 +25,6 @@ the Day is closed and compared with the truth.
 from __future__ import annotations
 
 import gc
-import math
 import random
 import time
 from collections import Counter
@@ -50,9 +49,10 @@ from chalicelib.storage.aggregates.items_memory import MemoryAggregateStore
 from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry
 from chalicelib.storage.ports import CounterUpdate
 from chalicelib.wiring import Services, memory_services
+from vtsops.units import eventual_read_units as rru
+from vtsops.units import size_of
+from vtsops.units import write_units as wru
 
-KB = 1024
-READ_BLOCK = 4096
 QUERY_PAGE = 1024 * 1024  # a Query answers at most 1 MB a page
 START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 DAY = "2026-11-24"
@@ -61,18 +61,6 @@ BROWSER = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
-
-
-def wru(size: int) -> int:
-    return max(1, math.ceil(size / KB))
-
-
-def rru(size: int) -> float:
-    return 0.5 * max(1, math.ceil(size / READ_BLOCK))
-
-
-def size_of(item: dict[str, Any] | None) -> int:
-    return codec.item_size(item) if item else 0
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 import random
 import re
@@ -52,10 +51,9 @@ import requests
 from chalicelib.clock import FixedClock
 from chalicelib.config import Settings
 from chalicelib.storage.codec import item_size
+from vtsops.units import read_blocks, write_units
 
 ROOT = Path(__file__).resolve().parents[2]
-KB = 1024
-READ_BLOCK = 4096
 INDEX_ENTRY_OVERHEAD = 100  # bytes DynamoDB adds to each index entry
 DYNAMODB = "DynamoDB_20120810."
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
@@ -256,14 +254,6 @@ def wire_size(item: Mapping[str, Any] | None) -> int:
     if not item:
         return 0
     return item_size({name: plain(value) for name, value in item.items()})
-
-
-def write_units(size: int) -> int:
-    return max(1, math.ceil(size / KB))
-
-
-def read_blocks(size: int) -> int:
-    return max(1, math.ceil(size / READ_BLOCK))
 
 
 @dataclass(frozen=True)

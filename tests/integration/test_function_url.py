@@ -5,7 +5,6 @@ behind, and nothing else. The template side is in test_infra.py."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from chalicelib.config import Settings
 from chalicelib.function_url import RECORDING_ROUTES, is_url_event, route_of, to_rest_event
 from tests.conftest import FIXTURES, load_event
+from tests.integration.test_http_api import body_bytes, header
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,6 @@ def invoke(event: dict[str, Any]) -> dict[str, Any]:
     # A 2.0 response: no multi-value headers (Lambda would ignore them).
     assert set(answer) <= {"statusCode", "headers", "body", "isBase64Encoded", "cookies"}
     return answer
-
-
-def header(answer: dict[str, Any], name: str) -> Any:
-    return {k.lower(): v for k, v in (answer.get("headers") or {}).items()}.get(name.lower())
-
-
-def body_bytes(answer: dict[str, Any]) -> bytes:
-    body = answer["body"]
-    return base64.b64decode(body) if answer.get("isBase64Encoded") else str(body).encode()
 
 
 @pytest.fixture
