@@ -38,6 +38,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -672,22 +673,16 @@ def report(m: Measured) -> dict[str, Any]:
     for item in rows[names[0]]["rest"]["items"]:
         print(f"  {item:<26}" + "".join(
             f"{rows[n]['rest']['items'][item]:>{width}.2f}" for n in names))
-    print(f"  {'total (REST API)':<26}" + "".join(
-        f"{rows[n]['rest']['total']:>{width}.2f}" for n in names))
-    print(f"  {'total (HTTP API)':<26}" + "".join(
-        f"{rows[n]['http']['total']:>{width}.2f}" for n in names))
-    print(f"  {'total (function URL)':<26}" + "".join(
-        f"{rows[n]['url']['total']:>{width}.2f}" for n in names))
-    print(f"  {'$/M looks, REST API':<26}" + "".join(
-        f"{rows[n]['rest']['per_million']:>{width}.3f}" for n in names))
-    print(f"  {'$/M looks, HTTP API':<26}" + "".join(
-        f"{rows[n]['http']['per_million']:>{width}.3f}" for n in names))
-    print(f"  {'$/M looks, function URL':<26}" + "".join(
-        f"{rows[n]['url']['per_million']:>{width}.3f}" for n in names))
-    print(f"  {'$/M counted Views, HTTP':<26}" + "".join(
-        f"{rows[n]['http']['per_million'] / rows[n]['views_per_look']:>{width}.3f}" for n in names))
-    print(f"  {'HTTP +10 ms wait, $/M':<26}" + "".join(
-        f"{rows[n]['http_wait']['per_million']:>{width}.3f}" for n in names))
+    doors = (("rest", "REST API"), ("http", "HTTP API"), ("url", "function URL"))
+    table: list[tuple[str, Callable[[dict[str, Any]], float], str]] = [
+        *((f"total ({name})", lambda r, d=door: r[d]["total"], ".2f") for door, name in doors),
+        *((f"$/M looks, {name}", lambda r, d=door: r[d]["per_million"], ".3f")
+          for door, name in doors),
+        ("$/M counted Views, HTTP", lambda r: r["http"]["per_million"] / r["views_per_look"], ".3f"),
+        ("HTTP +10 ms wait, $/M", lambda r: r["http_wait"]["per_million"], ".3f"),
+    ]
+    for row_label, value, fmt in table:
+        print(f"  {row_label:<26}" + "".join(f"{value(rows[n]):>{width}{fmt}}" for n in names))
     print(f"  {'biggest item (REST)':<26}" + "".join(
         f"{rows[n]['rest']['biggest'][:width - 1]:>{width}}" for n in names))
     print("\nper million player reports, $ (IoT Core front door):")

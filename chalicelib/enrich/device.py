@@ -65,16 +65,6 @@ def classify(user_agent: str | None) -> Device:
     return _classify_cached(ua)
 
 
-def preload() -> None:
-    """Load both tables now instead of on first use.
-
-    For a Lambda's init phase, when even the first request must not pay the tables' load
-    (about 20 ms for the web table, 80 ms for the device table and device-detector's parser).
-    """
-    _ENGINES.families("Mozilla/5.0")
-    _ENGINES.dd_device_type("Mozilla/5.0 (Linux; Android 14; SM-S921B) Mobile", "Android")
-
-
 def cache_info() -> functools._CacheInfo:
     """Hit/miss counters of the classification cache (for benchmarks and metrics)."""
     return _classify_cached.cache_info()

@@ -21,7 +21,7 @@ from chalicelib.counts import fold
 from chalicelib.days import iso
 from chalicelib.drops import DropCounter, DropReason
 from chalicelib.model import ViewEvent
-from chalicelib.rollup.hot import HotPosts
+from chalicelib.rollup.hot import HotPosts, newest_per_post
 from chalicelib.rollup.livecap import LiveCap
 from chalicelib.storage.aggregates import Aggregates
 from chalicelib.storage.aggregates.live import StreamPosition
@@ -144,14 +144,7 @@ class Aggregator:
         if not wanted:
             return 0
         posts = {post_id for _, post_id in wanted}
-        newest: dict[int, tuple[datetime, str]] = {}
-        for event in events:
-            if (
-                event.post_id in posts
-                and event.occurred_at >= newest.get(event.post_id, (event.occurred_at, ""))[0]
-            ):
-                newest[event.post_id] = (event.occurred_at, event.owner_id)
-        owners = {post_id: newest[post_id][1] for post_id in newest}
+        owners = {p: e.owner_id for p, e in newest_per_post(events).items() if p in posts}
         self._aggregates.mark_active(wanted, owners, self._ttl_days)
         if len(self._marked) + len(wanted) > _MARKER_CACHE_MAX:
             self._marked.clear()

@@ -57,6 +57,17 @@ def batch_rates(events: Sequence[ViewEvent]) -> dict[int, float]:
     return {post_id: n / span_s for post_id, n in counts.items()}
 
 
+def newest_per_post(events: Sequence[ViewEvent]) -> dict[int, ViewEvent]:
+    """Each post's newest look among ``events`` (of looks at the same instant, the later in
+    the batch)."""
+    newest: dict[int, ViewEvent] = {}
+    for event in events:
+        held = newest.get(event.post_id)
+        if held is None or event.occurred_at >= held.occurred_at:
+            newest[event.post_id] = event
+    return newest
+
+
 class HotPosts:
     """The stream handler's side of write shards (module docstring). Without a registry, or
     with ``looks_per_s`` or ``shards`` 0, it only notes the shards looks used."""
@@ -99,15 +110,11 @@ class HotPosts:
 
     def _mark_hot(self, registry: Registry, events: Sequence[ViewEvent]) -> None:
         now = self._clock.now()
-        newest: dict[int, datetime] = {}
-        for event in events:
-            last = newest.get(event.post_id)
-            if last is None or event.occurred_at > last:
-                newest[event.post_id] = event.occurred_at
+        newest = newest_per_post(events)
         for post_id, rate in sorted(batch_rates(events).items()):
             if rate < self._looks_per_s:
                 continue
-            until = day_end(next_day(day_of(newest[post_id])))
+            until = day_end(next_day(day_of(newest[post_id].occurred_at)))
             held = self._marked.get(post_id)
             if until <= now or (held is not None and held >= until):
                 continue  # a backlog of a Day long past, or marked already

@@ -15,11 +15,11 @@ from chalicelib.enrich.visitor import user_visitor
 from chalicelib.errors import NotFound, RateLimited, StorageUnavailable
 from chalicelib.ingest.schema import RecordViewRequest
 from chalicelib.ingest.web import WebHit
-from chalicelib.model import ViewEvent
 from chalicelib.storage.memory import MemoryDropStore, MemoryEventStore, MemoryRegistry
 from chalicelib.wiring import Services, memory_services
 from tests.conftest import BROWSER_UA
 from tests.players_support import PLAYER, firmware_payload, rule_event
+from tests.unit.test_views import FlakyEvents
 
 SETTINGS = Settings(jwt_secret="j" * 32, visitor_key="v" * 32, drop_flush_s=0)
 DAY = "2026-11-24"
@@ -207,17 +207,6 @@ class CountingDropStore(MemoryDropStore):
             raise StorageUnavailable("DynamoDB answered ThrottlingException")
         self.writes += 1
         super().add_drops(day, counts)
-
-
-class FlakyEvents(MemoryEventStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail = False
-
-    def put_view(self, event: ViewEvent) -> bool:
-        if self.fail:
-            raise StorageUnavailable("DynamoDB answered ThrottlingException")
-        return super().put_view(event)
 
 
 def event_writes(services: Services) -> int:
